@@ -1,0 +1,122 @@
+"""The ``teddyhub`` command.
+
+``up`` runs everything; ``broker``, ``hub`` and ``api`` run one part each (what ``up`` and the
+Docker image start); ``toy`` is the reference simulated toy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+
+from hub.errors import TeddyError
+from hub.logs import configure_logging
+from hub.protocol.keys import derive_device_key
+from hub.protocol.topics import validate_device_id
+from hub.runtime import run_until_signal
+from hub.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="teddyhub",
+    help="Teddy Hub: broker, hub and API for talking toys.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+toy_app = typer.Typer(help="The reference simulated toy.", no_args_is_help=True)
+app.add_typer(toy_app, name="toy")
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except TeddyError as error:
+        typer.echo(f"teddyhub: {error}", err=True)
+        raise typer.Exit(2) from error
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+@app.command()
+def up() -> None:
+    """Run broker, hub and API together on the embedded defaults (no service or key needed)."""
+    from hub.supervisor import supervise
+
+    settings = _settings()
+    raise typer.Exit(run_until_signal(supervise(settings)))
+
+
+@app.command()
+def hub() -> None:
+    """Run one hub replica: consume uplinks, verify, de-duplicate, dispatch."""
+    from hub.service import Hub
+
+    settings = _settings()
+
+    async def main() -> None:
+        await Hub.build(settings).run()
+
+    raise typer.Exit(run_until_signal(main()))
+
+
+@app.command()
+def broker() -> None:
+    """Run the embedded MQTT broker (development)."""
+    from broker.embedded import run_broker
+
+    settings = _settings()
+    raise typer.Exit(run_until_signal(run_broker(settings)))
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP API."""
+    from hub.asgi_server import serve_asgi
+    from hub.ports import bind_listener
+
+    settings = _settings()
+
+    async def main() -> None:
+        sock = bind_listener(settings.api_host, settings.api_port, "TEDDY_API_PORT")
+        # By name, so that hub/ never imports api/.
+        await serve_asgi("api.app:create_app", sock, factory=True)
+
+    raise typer.Exit(run_until_signal(main()))
+
+
+@toy_app.command("ping")
+def toy_ping(
+    device_id: Annotated[str, typer.Option(help="The simulated toy's device id.")] = "toy-0001",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the pong.")] = 5.0,
+) -> None:
+    """Send a signed ping and wait for the hub's verified pong."""
+    from hub.mqtt import BrokerAddress
+    from hub.toy.simulator import SimulatedToy
+
+    settings = _settings()
+    try:
+        validate_device_id(device_id)
+    except TeddyError as error:
+        typer.echo(f"teddyhub: {error}", err=True)
+        raise typer.Exit(2) from error
+    key = derive_device_key(settings.fleet_secret(), device_id)
+
+    async def ping() -> float:
+        broker_address = BrokerAddress(settings.mqtt_host, settings.mqtt_port)
+        async with SimulatedToy(device_id, key, broker_address, settings.topic_root) as toy:
+            return await toy.ping(timeout)
+
+    try:
+        rtt_ms = asyncio.run(ping())
+    except TeddyError as error:
+        typer.echo(f"teddyhub: {error}", err=True)
+        raise typer.Exit(1) from error
+    typer.echo(f"pong for {device_id}: verified, round trip {rtt_ms:.1f} ms")
+
+
+def main() -> None:
+    """Entry point of the ``teddyhub`` script."""
+    sys.exit(app())

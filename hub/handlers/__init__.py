@@ -1,0 +1,1 @@
+"""Handlers by message family; each registers itself on a dispatcher."""

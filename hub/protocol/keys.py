@@ -1,0 +1,64 @@
+"""Per-device keys derived from the fleet secret (docs/protocol.md, "Keys").
+
+``device_key = HKDF-SHA256(ikm=fleet_secret, salt="teddy/v1", info="teddy/v1/frame-key/" + id)``
+
+Deriving instead of storing means the hub verifies a frame without a database read, and since
+HKDF is one-way, a key pulled out of one toy's flash reveals neither the fleet secret nor any
+other toy's key.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from hub.protocol.topics import validate_device_id
+
+DEVICE_KEY_SIZE = 32
+KEY_SALT = b"teddy/v1"
+FRAME_KEY_INFO_PREFIX = b"teddy/v1/frame-key/"
+
+
+def derive_device_key(fleet_secret: bytes, device_id: str) -> bytes:
+    """Return the 32-byte frame-signing key of ``device_id``.
+
+    Raises:
+        ProtocolError: (malformed) when ``device_id`` is outside the safe alphabet.
+    """
+    validate_device_id(device_id)
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(),
+        length=DEVICE_KEY_SIZE,
+        salt=KEY_SALT,
+        info=FRAME_KEY_INFO_PREFIX + device_id.encode("ascii"),
+    )
+    return hkdf.derive(fleet_secret)
+
+
+class DeviceKeyring:
+    """Derives device keys on demand and keeps the most recent ones.
+
+    HKDF costs tens of microseconds; the hot path asks for the same few thousand keys over and
+    over, so a bounded LRU keeps verification at one HMAC per frame without unbounded memory.
+    """
+
+    def __init__(self, fleet_secret: bytes, capacity: int = 65_536) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be positive")
+        self._fleet_secret = fleet_secret
+        self._capacity = capacity
+        self._keys: OrderedDict[str, bytes] = OrderedDict()
+
+    def key_for(self, device_id: str) -> bytes:
+        """The device's key, derived once and then served from the cache."""
+        key = self._keys.get(device_id)
+        if key is not None:
+            self._keys.move_to_end(device_id)
+            return key
+        key = derive_device_key(self._fleet_secret, device_id)
+        self._keys[device_id] = key
+        if len(self._keys) > self._capacity:
+            self._keys.popitem(last=False)
+        return key

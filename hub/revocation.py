@@ -1,0 +1,105 @@
+"""Revoked devices, held in memory and refreshed in the background.
+
+The gate asks "is this device revoked?" for every frame, so the answer must come from memory;
+a background task replaces the set from its source every ``refresh_s`` seconds (at most 5), so a
+revocation reaches the hub within seconds and without a restart. If the source fails, the last
+known set stays in force and the list's age shows in metrics and readiness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+import structlog
+
+from hub.metrics import HubMetrics
+
+log = structlog.get_logger("hub.revocation")
+
+
+class RevocationSource(Protocol):
+    """Where the authoritative list of revoked device ids lives."""
+
+    async def revoked_device_ids(self) -> frozenset[str]:
+        """Every revoked device id, now."""
+        ...
+
+
+class InMemoryRevocations:
+    """A revocation source held by this process: the embedded default and the tests' source."""
+
+    def __init__(self, revoked: frozenset[str] = frozenset()) -> None:
+        self._revoked = set(revoked)
+
+    def revoke(self, device_id: str) -> None:
+        """Add ``device_id`` to the list."""
+        self._revoked.add(device_id)
+
+    def restore(self, device_id: str) -> None:
+        """Remove ``device_id`` from the list."""
+        self._revoked.discard(device_id)
+
+    async def revoked_device_ids(self) -> frozenset[str]:
+        """Every revoked device id, now."""
+        return frozenset(self._revoked)
+
+
+class RevocationList:
+    """The gate's view of revoked devices: a frozenset swapped whole on each refresh."""
+
+    def __init__(
+        self, source: RevocationSource, metrics: HubMetrics, refresh_s: float = 2.0
+    ) -> None:
+        if not 0 < refresh_s <= 5:
+            raise ValueError("refresh_s must be in (0, 5]")
+        self._source = source
+        self._metrics = metrics
+        self._refresh_s = refresh_s
+        self._revoked: frozenset[str] = frozenset()
+        self._refreshed_at: float | None = None
+
+    def is_revoked(self, device_id: str) -> bool:
+        """True when the device was revoked as of the last refresh."""
+        return device_id in self._revoked
+
+    @property
+    def age_s(self) -> float | None:
+        """Seconds since the last successful refresh; ``None`` before the first."""
+        if self._refreshed_at is None:
+            return None
+        return time.monotonic() - self._refreshed_at
+
+    @property
+    def is_fresh(self) -> bool:
+        """True when the list was refreshed within three refresh periods."""
+        age = self.age_s
+        return age is not None and age <= 3 * self._refresh_s
+
+    async def refresh(self) -> None:
+        """Replace the set from the source; raises what the source raises."""
+        revoked = await self._source.revoked_device_ids()
+        self._revoked = revoked
+        self._refreshed_at = time.monotonic()
+        self._metrics.revoked_devices.set(len(revoked))
+        self._metrics.revocation_age.set(0)
+
+    async def run(self) -> None:
+        """Refresh forever; a failing source is logged once per failure streak."""
+        failing = False
+        while True:
+            try:
+                await self.refresh()
+            except Exception as error:  # noqa: BLE001 - any source failure keeps the last list
+                if not failing:
+                    log.error("revocation_refresh_failed", error=type(error).__name__)
+                failing = True
+                age = self.age_s
+                if age is not None:
+                    self._metrics.revocation_age.set(age)
+            else:
+                if failing:
+                    log.info("revocation_refresh_recovered")
+                failing = False
+            await asyncio.sleep(self._refresh_s)

@@ -1,0 +1,49 @@
+"""Running a long-lived coroutine as a process: signals, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from hub.errors import TeddyError
+
+
+def run_until_signal(main: Coroutine[Any, Any, None]) -> int:
+    """Run ``main`` until it ends or SIGINT/SIGTERM arrives; return the exit code.
+
+    A ``TeddyError`` (a port in use, a bad setting) is printed as one line and exits 2; a
+    signal ends ``main`` by cancellation so its ``finally`` blocks close connections.
+    """
+
+    async def runner() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, task.cancel)
+        await main
+
+    errors: list[TeddyError] = []
+    try:
+        try:
+            asyncio.run(runner())
+        except* TeddyError as group:
+            errors.extend(_teddy_errors(group))
+    except asyncio.CancelledError:
+        return 0
+    for error in errors:
+        print(f"teddyhub: {error}", file=sys.stderr)
+    return 2 if errors else 0
+
+
+def _teddy_errors(group: BaseExceptionGroup[TeddyError]) -> list[TeddyError]:
+    found: list[TeddyError] = []
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            found.extend(_teddy_errors(error))
+        else:
+            found.append(error)
+    return found

@@ -1,0 +1,124 @@
+"""The hub process: everything between the broker and the handlers, wired once.
+
+``Hub.build`` is the composition root: it picks the nonce store (Redis when ``REDIS_URL`` is set,
+memory otherwise) and the revocation source, and registers the handlers. Tests build a hub with
+their own store, source or clock through the same function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from hub.asgi_server import serve_asgi
+from hub.consumer import Consumer, ConsumerOptions
+from hub.dispatch import Dispatcher
+from hub.downlink import DownlinkPublisher
+from hub.gate import Gate, wall_clock_ms
+from hub.handlers.ping import PingHandler
+from hub.metrics import HubMetrics
+from hub.mqtt import BrokerAddress
+from hub.nonces import MemoryNonceStore, NonceStore, RedisNonceStore
+from hub.ports import bind_listener
+from hub.protocol.keys import DeviceKeyring
+from hub.revocation import InMemoryRevocations, RevocationList, RevocationSource
+from hub.settings import Settings
+from hub.status import status_app
+
+log = structlog.get_logger("hub.service")
+
+
+@dataclass
+class Hub:
+    """One hub replica's components."""
+
+    settings: Settings
+    metrics: HubMetrics
+    nonces: NonceStore
+    revocations: RevocationList
+    gate: Gate
+    dispatcher: Dispatcher
+    downlinks: DownlinkPublisher
+    consumer: Consumer
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        nonces: NonceStore | None = None,
+        revocation_source: RevocationSource | None = None,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+        workers: int = 128,
+    ) -> Hub:
+        """Wire a hub from settings; any argument given replaces the default component."""
+        metrics = HubMetrics()
+        keyring = DeviceKeyring(settings.fleet_secret())
+        if nonces is None:
+            nonces = (
+                RedisNonceStore.from_url(settings.redis_url, settings.redis_key_prefix)
+                if settings.redis_url
+                else MemoryNonceStore(settings.nonce_memory_capacity)
+            )
+        revocations = RevocationList(
+            revocation_source or InMemoryRevocations(), metrics, settings.revocation_refresh_s
+        )
+        gate = Gate(keyring, revocations, nonces, metrics, clock_ms=clock_ms)
+        dispatcher = Dispatcher(
+            metrics,
+            handler_timeout_s=settings.handler_timeout_s,
+            device_concurrency=settings.device_concurrency,
+            device_backlog=settings.device_backlog,
+            max_pending=settings.max_pending_messages,
+            workers=workers,
+        )
+        downlinks = DownlinkPublisher(keyring, settings.topic_root, metrics, clock_ms)
+        consumer = Consumer(
+            ConsumerOptions(
+                broker=BrokerAddress(settings.mqtt_host, settings.mqtt_port),
+                topic_root=settings.topic_root,
+                client_id=settings.hub_client_id,
+                share_group=settings.hub_share_group,
+                batch_size=settings.batch_size,
+            ),
+            gate,
+            dispatcher,
+            metrics,
+            downlinks,
+        )
+        PingHandler(downlinks).register(dispatcher)
+        return cls(settings, metrics, nonces, revocations, gate, dispatcher, downlinks, consumer)
+
+    def readiness(self) -> dict[str, bool]:
+        """The parts readiness depends on, each true or false."""
+        return {
+            "broker": self.consumer.is_connected,
+            "nonce_store": self.consumer.nonce_store_up,
+            "revocation_list": self.revocations.is_fresh,
+        }
+
+    async def run(self, *, serve_status: bool = True) -> None:
+        """Run every task of the hub until cancelled; the first to fail stops the rest."""
+        status_socket = None
+        if serve_status:
+            status_socket = bind_listener(
+                self.settings.hub_status_host, self.settings.hub_status_port,
+                "TEDDY_HUB_STATUS_PORT",
+            )
+        try:
+            await self.revocations.refresh()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.revocations.run())
+                group.create_task(self.dispatcher.run())
+                group.create_task(self.consumer.run())
+                if status_socket is not None:
+                    group.create_task(self._serve_status(status_socket))
+        finally:
+            await self.nonces.close()
+
+    async def _serve_status(self, sock: socket.socket) -> None:
+        await serve_asgi(status_app(self.metrics.registry, self.readiness), sock)

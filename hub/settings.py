@@ -1,0 +1,203 @@
+"""One settings model for every process (hub, broker, API, CLI), read from the environment.
+
+The earlier product's variable names are accepted as they are (``DATABASE_URL``, ``REDIS_URL``,
+``JWT_SECRET_KEY``, ``ESP32_SHARED_SECRET``, ``OPENAI_API_KEY``); everything else starts with
+``TEDDY_``. Build it once with :func:`load_settings` and pass it down.
+
+In development, secrets that are not set are generated once and kept in
+``TEDDY_DATA_DIR/dev-secrets.json`` (mode 0600), so a newcomer needs no key and the simulated
+toy derives the same device keys as the hub. In production a missing, placeholder or short
+secret stops the process with an error naming the variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hub.errors import ConfigError
+from hub.protocol.topics import DEFAULT_TOPIC_ROOT, validate_topic_root
+
+MIN_SECRET_LENGTH = 32
+DEV_SECRETS_FILE = "dev-secrets.json"
+_PLACEHOLDER_MARKERS = (
+    "change",
+    "placeholder",
+    "example",
+    "your-",
+    "your_",
+    "generate",
+    "<",
+    "xxx",
+    "todo",
+    "dummy",
+    "insecure",
+)
+# The secrets the development store generates, by field name and environment variable.
+_GENERATED_SECRETS = {
+    "esp32_shared_secret": "ESP32_SHARED_SECRET",
+    "jwt_secret_key": "JWT_SECRET_KEY",
+}
+
+
+def _default_data_dir() -> Path:
+    return platformdirs.user_data_path("teddyhub")
+
+
+class Settings(BaseSettings):
+    """Every setting of every Teddy Hub process; see the README's settings table."""
+
+    model_config = SettingsConfigDict(env_prefix="TEDDY_", extra="ignore", frozen=True)
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Field(default_factory=_default_data_dir)
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "TEDDY_DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "TEDDY_REDIS_URL")
+    )
+    jwt_secret_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("JWT_SECRET_KEY", "TEDDY_JWT_SECRET_KEY")
+    )
+    esp32_shared_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ESP32_SHARED_SECRET", "TEDDY_ESP32_SHARED_SECRET"),
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "TEDDY_OPENAI_API_KEY")
+    )
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+
+    broker: Literal["embedded", "external"] = "embedded"
+    broker_bind: str = "127.0.0.1"
+    mqtt_host: str = "127.0.0.1"
+    # 1883 is left to a system broker (developers often run one); the embedded broker's plain
+    # listener takes the next port so that `make run` serves beside it.
+    mqtt_port: int = Field(default=1884, ge=1, le=65535)
+    mqtts_port: int = Field(default=8883, ge=1, le=65535)
+    topic_root: str = DEFAULT_TOPIC_ROOT
+
+    hub_client_id: str = "teddy-hub"
+    hub_share_group: str | None = None
+    hub_status_host: str = "127.0.0.1"
+    hub_status_port: int = Field(default=8001, ge=1, le=65535)
+    handler_timeout_s: float = Field(default=15.0, gt=0)
+    device_concurrency: int = Field(default=4, ge=1, le=64)
+    device_backlog: int = Field(default=64, ge=1)
+    max_pending_messages: int = Field(default=10_000, ge=1)
+    batch_size: int = Field(default=256, ge=1, le=4096)
+    revocation_refresh_s: float = Field(default=2.0, gt=0, le=5.0)
+    nonce_memory_capacity: int = Field(default=1_000_000, ge=1_000)
+    redis_key_prefix: str = "teddy:"
+
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+
+    @field_validator("topic_root")
+    @classmethod
+    def _check_topic_root(cls, value: str) -> str:
+        return validate_topic_root(value)
+
+    @property
+    def is_production(self) -> bool:
+        """True when every development convenience must be off."""
+        return self.env == "production"
+
+    def fleet_secret(self) -> bytes:
+        """The fleet secret as HKDF input keying material.
+
+        Raises:
+            ConfigError: when no secret is configured (call :func:`load_settings` first).
+        """
+        if self.esp32_shared_secret is None:
+            raise ConfigError("ESP32_SHARED_SECRET is not set")
+        return self.esp32_shared_secret.get_secret_value().encode("utf-8")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment, check it for the chosen mode and fill development secrets.
+
+    Raises:
+        ConfigError: in production, naming the first variable that is missing or unsafe.
+    """
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    if settings.is_production:
+        check_production(settings)
+        return settings
+    return _with_development_secrets(settings)
+
+
+def check_production(settings: Settings) -> None:
+    """Refuse secrets that are missing, placeholders or shorter than 32 characters."""
+    for field_name, variable in _GENERATED_SECRETS.items():
+        value: SecretStr | None = getattr(settings, field_name)
+        _check_secret(variable, None if value is None else value.get_secret_value())
+    if settings.redis_url is None:
+        raise ConfigError(
+            "REDIS_URL must be set in production: replicas share the nonce store there"
+        )
+    if settings.database_url is None:
+        raise ConfigError("DATABASE_URL must be set in production")
+
+
+def _check_secret(variable: str, value: str | None) -> None:
+    if not value:
+        raise ConfigError(f"{variable} must be set in production")
+    lowered = value.lower()
+    if any(marker in lowered for marker in _PLACEHOLDER_MARKERS):
+        raise ConfigError(f"{variable} looks like a placeholder; generate a random secret")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"{variable} must be at least {MIN_SECRET_LENGTH} characters")
+
+
+def _with_development_secrets(settings: Settings) -> Settings:
+    missing = [name for name in _GENERATED_SECRETS if getattr(settings, name) is None]
+    if not missing:
+        return settings
+    stored = load_dev_secrets(settings.data_dir)
+    return settings.model_copy(update={name: SecretStr(stored[name]) for name in missing})
+
+
+def load_dev_secrets(data_dir: Path) -> dict[str, str]:
+    """Read the development secrets, creating them (owner-only) on first use.
+
+    Creation publishes the file with a hard link, which fails if another process won the race;
+    the loser then reads the winner's secrets, so every process of one run agrees.
+    """
+    path = data_dir / DEV_SECRETS_FILE
+    try:
+        return _read_dev_secrets(path)
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    generated = {name: secrets.token_urlsafe(48) for name in _GENERATED_SECRETS}
+    temporary = data_dir / f".{DEV_SECRETS_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(generated, handle)
+        os.link(temporary, path)
+    except FileExistsError:
+        return _read_dev_secrets(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return generated
+
+
+def _read_dev_secrets(path: Path) -> dict[str, str]:
+    stored: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+    missing = [name for name in _GENERATED_SECRETS if not stored.get(name)]
+    if missing:
+        raise ConfigError(f"{path} lacks {', '.join(missing)}; delete it to regenerate")
+    return stored

@@ -1,0 +1,160 @@
+"""``teddyhub up``: broker, hub and API as one process tree.
+
+Each part runs in its own child process (so the API, which imports the hub, is started by name
+and the hub never imports it), started in dependency order and awaited until it answers. If any
+child ends, the others are stopped and ``up`` exits with an error; SIGINT or SIGTERM stops all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from hub.errors import TeddyError
+from hub.ports import ensure_free
+from hub.settings import Settings
+
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+_PR_SET_PDEATHSIG = 1
+
+
+class StartupError(TeddyError):
+    """A part of the process tree did not start."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One child process of the tree."""
+
+    name: str
+    command: str
+    ready: Callable[[], Awaitable[bool]]
+    where: str
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Ask Linux to SIGTERM the child if ``up`` itself dies, so no orphan keeps a port."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+async def _tcp_open(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def _http_ok(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def plan(settings: Settings) -> list[Part]:
+    """The parts ``up`` starts, in order, with their readiness probes."""
+    parts: list[Part] = []
+    if settings.broker == "embedded":
+        parts.append(Part(
+            "broker", "broker",
+            lambda: _tcp_open(settings.mqtt_host, settings.mqtt_port),
+            f"mqtt://{settings.broker_bind}:{settings.mqtt_port}  (embedded amqtt, plain MQTT)",
+        ))
+    status = f"http://{settings.hub_status_host}:{settings.hub_status_port}"
+    parts.append(Part(
+        "hub", "hub", lambda: _http_ok(f"{status}/ready"),
+        f"{status}/ready  and  /metrics",
+    ))
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    parts.append(Part(
+        "api", "api", lambda: _http_ok(f"{api}/health"),
+        f"{api}  (health at /health" + (")" if settings.is_production else ", docs at /docs)"),
+    ))
+    return parts
+
+
+def check_ports(settings: Settings) -> None:
+    """Fail fast, with the setting's name, if any port ``up`` needs is taken."""
+    if settings.broker == "embedded":
+        ensure_free(settings.broker_bind, settings.mqtt_port, "TEDDY_MQTT_PORT")
+    ensure_free(settings.hub_status_host, settings.hub_status_port, "TEDDY_HUB_STATUS_PORT")
+    ensure_free(settings.api_host, settings.api_port, "TEDDY_API_PORT")
+
+
+async def supervise(settings: Settings) -> None:
+    """Start every part, report where each listens, and watch them until cancelled."""
+    check_ports(settings)
+    env = {**os.environ, "TEDDY_DATA_DIR": str(settings.data_dir.resolve())}
+    children: dict[str, asyncio.subprocess.Process] = {}
+    try:
+        for part in plan(settings):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "hub", part.command,
+                env=env, stdin=asyncio.subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            )
+            children[part.name] = process
+            await _wait_ready(part, process)
+        _print_summary(settings, plan(settings))
+        await _watch(children)
+    finally:
+        await _stop_all(children)
+
+
+async def _wait_ready(part: Part, process: asyncio.subprocess.Process) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + START_TIMEOUT_S
+    while loop.time() < deadline:
+        if process.returncode is not None:
+            raise StartupError(f"{part.name} exited with code {process.returncode} while starting")
+        if await part.ready():
+            return
+        await asyncio.sleep(0.1)
+    raise StartupError(f"{part.name} did not become ready within {START_TIMEOUT_S:g} s")
+
+
+async def _watch(children: dict[str, asyncio.subprocess.Process]) -> None:
+    waits = {asyncio.ensure_future(process.wait()): name for name, process in children.items()}
+    try:
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in waits:
+            future.cancel()
+    finished = next(iter(done))
+    raise StartupError(f"{waits[finished]} exited with code {finished.result()}; stopping")
+
+
+async def _stop_all(children: dict[str, asyncio.subprocess.Process]) -> None:
+    running = [p for p in reversed(children.values()) if p.returncode is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+    for process in running:
+        try:
+            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+
+def _print_summary(settings: Settings, parts: list[Part]) -> None:
+    lines = [f"Teddy Hub is up ({settings.env} mode)"]
+    lines += [f"  {part.name:<8} {part.where}" for part in parts]
+    lines.append(f"  data     {settings.data_dir.resolve()}")
+    lines.append("Check it from another shell:  teddyhub toy ping   (Ctrl+C here stops everything)")
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,1 @@
+"""The reference simulated toy: what firmware does, in Python, for development and tests."""
