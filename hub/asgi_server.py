@@ -18,7 +18,7 @@ class _InLoopServer(uvicorn.Server):
         yield
 
 
-async def serve_asgi(app: Any, sock: socket.socket, *, factory: bool = False) -> None:  # noqa: ANN401 - an ASGI app or its import string
+async def serve_asgi(app: Any, sock: socket.socket, *, factory: bool = False) -> None:
     """Serve ``app`` on the already bound ``sock`` until cancelled.
 
     ``app`` may be an import string, so the CLI can start the API without ``hub`` importing

@@ -97,7 +97,7 @@ class Consumer:
                         first = False
                         await self._session(inbox)
             except aiomqtt.MqttError as error:  # pragma: no cover - retrying never stops
-                log.error("broker_session_ended", error=str(error))
+                log.exception("broker_session_ended", error=str(error))
 
     async def _session(self, inbox: Inbox) -> None:
         options = self._options
@@ -117,8 +117,13 @@ class Consumer:
                     self._downlinks.attach(client)
                 self._subscribed.set()
                 self._metrics.broker_connected.set(1)
-                log.info("broker_connected", host=options.broker.host, port=options.broker.port,
-                         client_id=options.client_id, share_group=options.share_group)
+                log.info(
+                    "broker_connected",
+                    host=options.broker.host,
+                    port=options.broker.port,
+                    client_id=options.client_id,
+                    share_group=options.share_group,
+                )
                 await self._consume(client, inbox)
         finally:
             self._subscribed.clear()
@@ -136,11 +141,8 @@ class Consumer:
             now_ms = self._gate.now_ms()
             screened: list[tuple[str, Frame]] = []
             for message in batch:
-                payload = message.payload
-                if not isinstance(payload, bytes | bytearray):
-                    payload = b""
                 topic = message.topic.value
-                frame = screen(topic, bytes(payload), now_ms)
+                frame = screen(topic, message.payload, now_ms)
                 if frame is not None:
                     screened.append((topic, frame))
             if screened:
@@ -153,9 +155,7 @@ class Consumer:
             dispatcher.submit(Inbound(topic, frame))
         await dispatcher.wait_for_room()
 
-    async def _admit_failing_closed(
-        self, held: list[tuple[str, Frame]]
-    ) -> list[tuple[str, Frame]]:
+    async def _admit_failing_closed(self, held: list[tuple[str, Frame]]) -> list[tuple[str, Frame]]:
         """Claim the held frames' nonces, holding them (and the consumer) through an outage."""
         delay = 0.1
         while True:
@@ -181,8 +181,12 @@ class Consumer:
         self._store_up = False
         self._metrics.nonce_store_up.set(0)
         self._metrics.nonce_store_outages.inc()
-        log.error("nonce_store_unavailable", error=str(error), held_frames=held,
-                  action="dispatching nothing until it answers")
+        log.error(
+            "nonce_store_unavailable",
+            error=str(error),
+            held_frames=held,
+            action="dispatching nothing until it answers",
+        )
 
     def _mark_store_up(self) -> None:
         if self._store_up:

@@ -77,6 +77,8 @@ class Dispatcher:
         self._pending = 0
         self._room = asyncio.Event()
         self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def register(self, kind: Kind, handler: Handler) -> None:
         """Send every verified frame of ``kind`` to ``handler``."""
@@ -94,19 +96,25 @@ class Dispatcher:
         kind = item.frame.kind
         if kind not in self._handlers:
             self._metrics.dropped_no_handler.inc()
-            log.warning("frame_dropped", device_id=item.device_id, kind=kind.topic_name,
-                        reason="no_handler")
+            log.warning(
+                "frame_dropped", device_id=item.device_id, kind=kind.topic_name, reason="no_handler"
+            )
             return False
         lane = self._lanes.get(item.device_id)
         if lane is None:
             lane = self._lanes[item.device_id] = _Lane(item.device_id)
         elif len(lane.pending) >= self._backlog:
             self._metrics.dropped_backlog.inc()
-            log.warning("frame_dropped", device_id=item.device_id, kind=kind.topic_name,
-                        reason="device_backlog")
+            log.warning(
+                "frame_dropped",
+                device_id=item.device_id,
+                kind=kind.topic_name,
+                reason="device_backlog",
+            )
             return False
         lane.pending.append(item)
         self._pending += 1
+        self._idle.clear()
         if self._pending >= self._max_pending:
             self._room.clear()
         if not lane.queued and lane.running < self._concurrency:
@@ -126,8 +134,7 @@ class Dispatcher:
 
     async def idle(self) -> None:
         """Wait until nothing is pending (tests and graceful shutdown)."""
-        while self._pending:
-            await asyncio.sleep(0.005)
+        await self._idle.wait()
 
     async def _work(self) -> None:
         ready = self._ready
@@ -144,6 +151,8 @@ class Dispatcher:
                 self._pending -= 1
                 if self._pending < self._max_pending:
                     self._room.set()
+                if not self._pending:
+                    self._idle.set()
                 if lane.pending:
                     self._requeue(lane)
                 elif lane.running == 0:
@@ -164,11 +173,20 @@ class Dispatcher:
                 await handler(item)
         except TimeoutError:
             self._metrics.handler_timeouts[kind].inc()
-            log.error("handler_timeout", device_id=item.device_id, kind=kind.topic_name,
-                      timeout_s=self._timeout)
-        except Exception as error:  # noqa: BLE001 - a handler's failure must not stop the pool
+            log.exception(
+                "handler_timeout",
+                device_id=item.device_id,
+                kind=kind.topic_name,
+                timeout_s=self._timeout,
+            )
+        except Exception as error:
             self._metrics.handler_errors[kind].inc()
-            log.error("handler_failed", device_id=item.device_id, kind=kind.topic_name,
-                      error=type(error).__name__, exc_info=error)
+            log.exception(
+                "handler_failed",
+                device_id=item.device_id,
+                kind=kind.topic_name,
+                error=type(error).__name__,
+                exc_info=error,
+            )
         finally:
             self._metrics.handler_seconds.observe(time.perf_counter() - started)

@@ -56,9 +56,7 @@ class PortInUseError(TeddyError):
     """A listener's port is taken; the message names the setting that moves it."""
 
     def __init__(self, setting: str, host: str, port: int) -> None:
-        super().__init__(
-            f"port {port} on {host} is already in use; set {setting} to a free port"
-        )
+        super().__init__(f"port {port} on {host} is already in use; set {setting} to a free port")
         self.setting = setting
         self.port = port
 

@@ -48,8 +48,13 @@ class RejectionLog:
         if window_second != second:
             window_second, logged = second, 0
         if logged < self._per_second:
-            log.warning("frame_rejected", reason=reason.value, device_id=device_id,
-                        detail=detail, suppressed_before=suppressed)
+            log.warning(
+                "frame_rejected",
+                reason=reason.value,
+                device_id=device_id,
+                detail=detail,
+                suppressed_before=suppressed,
+            )
             self._window[reason] = (window_second, logged + 1, 0)
         else:
             self._window[reason] = (window_second, logged, suppressed + 1)
@@ -84,8 +89,9 @@ class Gate:
         """Every check before the nonce: parse, topic, size, signature, clock, revocation."""
         self._metrics.received.inc()
         try:
-            frame = verify_frame(topic, payload, self._keyring.key_for, now_ms,
-                                 window_ms=self._window_ms)
+            frame = verify_frame(
+                topic, payload, self._keyring.key_for, now_ms, window_ms=self._window_ms
+            )
         except ProtocolError as error:
             self.reject(error.reason, _device_id_of(topic), error.detail)
             return None

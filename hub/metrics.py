@@ -7,10 +7,19 @@ path only increments.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 from hub.errors import RejectReason
 from hub.protocol.kinds import Kind
+
+# `_created` series double every counter's exposition and no dashboard here uses them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class HubMetrics:

@@ -91,9 +91,9 @@ class RevocationList:
         while True:
             try:
                 await self.refresh()
-            except Exception as error:  # noqa: BLE001 - any source failure keeps the last list
+            except Exception as error:
                 if not failing:
-                    log.error("revocation_refresh_failed", error=type(error).__name__)
+                    log.exception("revocation_refresh_failed", error=type(error).__name__)
                 failing = True
                 age = self.age_s
                 if age is not None:

@@ -20,7 +20,8 @@ def run_until_signal(main: Coroutine[Any, Any, None]) -> int:
 
     async def runner() -> None:
         task = asyncio.current_task()
-        assert task is not None
+        if task is None:  # pragma: no cover - asyncio.run always runs a task
+            raise RuntimeError("run_until_signal needs a running task")
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, task.cancel)

@@ -106,7 +106,8 @@ class Hub:
         status_socket = None
         if serve_status:
             status_socket = bind_listener(
-                self.settings.hub_status_host, self.settings.hub_status_port,
+                self.settings.hub_status_host,
+                self.settings.hub_status_port,
                 "TEDDY_HUB_STATUS_PORT",
             )
         try:

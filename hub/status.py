@@ -34,8 +34,10 @@ def status_app(registry: CollectorRegistry, readiness: ReadinessCheck) -> Starle
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(routes=[
-        Route("/health", health),
-        Route("/ready", ready),
-        Route("/metrics", metrics),
-    ])
+    return Starlette(
+        routes=[
+            Route("/health", health),
+            Route("/ready", ready),
+            Route("/metrics", metrics),
+        ]
+    )

@@ -16,9 +16,11 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import aiomqtt
 import httpx
 
 from hub.errors import TeddyError
+from hub.mqtt import BrokerAddress, open_client
 from hub.ports import ensure_free
 from hub.settings import Settings
 
@@ -47,15 +49,13 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-async def _tcp_open(host: str, port: int) -> bool:
+async def _mqtt_accepts(address: BrokerAddress) -> bool:
+    """A full MQTT CONNECT, so the probe is a real client rather than a half-open socket."""
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
-    except (OSError, TimeoutError):
+        async with open_client(address, timeout=1.0):
+            return True
+    except aiomqtt.MqttError:
         return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
 
 
 async def _http_ok(url: str) -> bool:
@@ -70,21 +70,32 @@ def plan(settings: Settings) -> list[Part]:
     """The parts ``up`` starts, in order, with their readiness probes."""
     parts: list[Part] = []
     if settings.broker == "embedded":
-        parts.append(Part(
-            "broker", "broker",
-            lambda: _tcp_open(settings.mqtt_host, settings.mqtt_port),
-            f"mqtt://{settings.broker_bind}:{settings.mqtt_port}  (embedded amqtt, plain MQTT)",
-        ))
+        parts.append(
+            Part(
+                "broker",
+                "broker",
+                lambda: _mqtt_accepts(BrokerAddress(settings.mqtt_host, settings.mqtt_port)),
+                f"mqtt://{settings.broker_bind}:{settings.mqtt_port}  (embedded amqtt, plain MQTT)",
+            )
+        )
     status = f"http://{settings.hub_status_host}:{settings.hub_status_port}"
-    parts.append(Part(
-        "hub", "hub", lambda: _http_ok(f"{status}/ready"),
-        f"{status}/ready  and  /metrics",
-    ))
+    parts.append(
+        Part(
+            "hub",
+            "hub",
+            lambda: _http_ok(f"{status}/ready"),
+            f"{status}/ready  and  /metrics",
+        )
+    )
     api = f"http://{settings.api_host}:{settings.api_port}"
-    parts.append(Part(
-        "api", "api", lambda: _http_ok(f"{api}/health"),
-        f"{api}  (health at /health" + (")" if settings.is_production else ", docs at /docs)"),
-    ))
+    parts.append(
+        Part(
+            "api",
+            "api",
+            lambda: _http_ok(f"{api}/health"),
+            f"{api}  (health at /health" + (")" if settings.is_production else ", docs at /docs)"),
+        )
+    )
     return parts
 
 
@@ -104,8 +115,13 @@ async def supervise(settings: Settings) -> None:
     try:
         for part in plan(settings):
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "hub", part.command,
-                env=env, stdin=asyncio.subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                sys.executable,
+                "-m",
+                "hub",
+                part.command,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
             )
             children[part.name] = process
             await _wait_ready(part, process)

@@ -100,4 +100,6 @@ def parse_topic(topic: str) -> TopicParts:
     kind = KIND_BY_TOPIC_NAME.get(kind_name)
     if kind is None:
         raise ProtocolError(RejectReason.MALFORMED, "topic names an unknown kind")
+    if kind.direction is not direction:
+        raise ProtocolError(RejectReason.MALFORMED, "topic puts the kind in the wrong direction")
     return TopicParts(root=root, device_id=device_id, direction=direction, kind=kind)

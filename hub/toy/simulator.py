@@ -59,8 +59,7 @@ class SimulatedToy:
             await client.__aenter__()
         except aiomqtt.MqttError as error:
             raise ToyError(
-                f"cannot connect to the broker at {self._broker.host}:{self._broker.port}: "
-                f"{error}"
+                f"cannot connect to the broker at {self._broker.host}:{self._broker.port}: {error}"
             ) from error
         self._client = client
         await client.subscribe(downlink_filter(self._root, self.device_id), qos=1)
@@ -77,7 +76,11 @@ class SimulatedToy:
             await client.__aexit__(exc_type, exc, traceback)
 
     def frame(
-        self, kind: Kind, payload: bytes = b"", *, nonce: bytes | None = None,
+        self,
+        kind: Kind,
+        payload: bytes = b"",
+        *,
+        nonce: bytes | None = None,
         timestamp_ms: int | None = None,
     ) -> tuple[str, bytes]:
         """The topic and signed bytes of one uplink (tests use this to build bad ones)."""
@@ -134,10 +137,12 @@ class SimulatedToy:
         return (time.perf_counter() - started) * 1000
 
     def _verify(self, message: aiomqtt.Message) -> Frame | None:
-        payload = message.payload if isinstance(message.payload, bytes) else b""
         try:
             frame = verify_frame(
-                message.topic.value, payload, self._key_for, self._clock_ms(),
+                message.topic.value,
+                message.payload,
+                self._key_for,
+                self._clock_ms(),
                 direction=Direction.DOWN,
             )
         except ProtocolError as error:
