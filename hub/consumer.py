@@ -85,7 +85,9 @@ class Consumer:
         while True:
             inbox = Inbox(maxsize=self._options.inbox_limit)
             retrying = AsyncRetrying(
-                wait=wait_exponential_jitter(initial=0.2, max=self._options.reconnect_max_s),
+                wait=wait_exponential_jitter(
+                    multiplier=0.2, jitter=0.5, max=self._options.reconnect_max_s
+                ),
                 retry=retry_if_exception_type(aiomqtt.MqttError),
                 before_sleep=self._log_connect_failure,
             )

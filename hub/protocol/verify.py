@@ -16,8 +16,9 @@ from hub.protocol.kinds import Direction
 from hub.protocol.topics import parse_topic
 
 CLOCK_WINDOW_MS = 30_000
-# A nonce must be remembered for as long as its frame could pass the clock check again: a frame
-# claimed at `now` has a timestamp >= now - window and stays acceptable until timestamp + window.
+# A nonce must be remembered for as long as its frame could pass the clock check again. A frame
+# claimed at `now` may carry a timestamp up to `now + window`, and passes until its timestamp is
+# `window` old, so replays stay possible until `now + 2 * window`; the TTL doubles that margin.
 NONCE_TTL_MS = 4 * CLOCK_WINDOW_MS
 
 

@@ -1,0 +1,106 @@
+"""The hub survives its broker going away: it reconnects with backoff and carries on."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.dispatch import Inbound
+from hub.mqtt import BrokerAddress
+from hub.protocol import Kind, derive_device_key
+from hub.service import Hub
+from hub.settings import Settings
+from hub.toy.simulator import SimulatedToy
+from tests.services import free_port, port_open
+
+pytestmark = pytest.mark.integration
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+class PrivateMosquitto:
+    """A Mosquitto of this test alone, on a free port, that the test can stop and restart."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.config = workdir / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "set_tcp_nodelay true\n",
+            encoding="utf-8",
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if port_open("127.0.0.1", self.port):
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@pytest.fixture
+def private_mosquitto(tmp_path: Path) -> Iterator[PrivateMosquitto]:
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("the mosquitto binary is not installed (make test installs it)")
+    broker = PrivateMosquitto(tmp_path)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+async def wait_until(condition: object, timeout_s: float = 10.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():  # type: ignore[operator]
+            await asyncio.sleep(0.02)
+
+
+async def test_hub_reconnects_after_the_broker_restarts(
+    private_mosquitto: PrivateMosquitto, settings: Settings, fleet_secret: bytes
+) -> None:
+    await private_mosquitto.start()
+    settings = settings.model_copy(update={"mqtt_port": private_mosquitto.port})
+    hub = Hub.build(settings)
+    received: list[bytes] = []
+
+    async def record(item: Inbound) -> None:
+        received.append(item.frame.payload)
+
+    hub.dispatcher.register(Kind.TEXT, record)
+    task = asyncio.create_task(hub.run(serve_status=False))
+    broker = BrokerAddress("127.0.0.1", private_mosquitto.port)
+    key = derive_device_key(fleet_secret, "toy-0001")
+    try:
+        await asyncio.wait_for(hub.consumer.wait_subscribed(), 10)
+        async with SimulatedToy("toy-0001", key, broker, settings.topic_root) as toy:
+            await toy.send(Kind.TEXT, b"before")
+            await wait_until(lambda: received == [b"before"])
+
+        private_mosquitto.stop()
+        await wait_until(lambda: not hub.readiness()["broker"])
+        await private_mosquitto.start()
+        await wait_until(lambda: hub.readiness()["broker"], timeout_s=30)
+        assert hub.metrics.broker_reconnects._value.get() >= 1
+
+        async with SimulatedToy("toy-0001", key, broker, settings.topic_root) as toy:
+            await toy.send(Kind.TEXT, b"after")
+            await wait_until(lambda: received == [b"before", b"after"])
+            assert await toy.ping() > 0  # downlinks use the new connection too
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
