@@ -46,7 +46,7 @@ def mosquitto_version() -> str:
     """The first line Mosquitto prints about itself, e.g. ``mosquitto version 2.0.11``."""
     try:
         # `mosquitto -h` prints its version and usage, then exits non-zero.
-        result = subprocess.run(  # noqa: S603 - fixed argument list
+        result = subprocess.run(
             [MOSQUITTO, "-h"], capture_output=True, text=True, timeout=5, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as error:
@@ -75,9 +75,7 @@ class BenchBroker:
         config.write_text(_CONFIG.format(port=self.port, host=self.host), encoding="utf-8")
         log = (Path(self._dir.name) / "mosquitto.log").open("wb")
         try:
-            self._process = subprocess.Popen(  # noqa: S603 - fixed argument list
-                [MOSQUITTO, "-c", str(config)], stdout=log, stderr=log
-            )
+            self._process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=log, stderr=log)
         finally:
             log.close()
         try:

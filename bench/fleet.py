@@ -39,8 +39,11 @@ class BenchFleet:
         ids = device_ids(devices)
         self._kind = kind
         self._devices = [
-            (device_id, derive_device_key(BENCH_FLEET_SECRET, device_id),
-             uplink_topic(topic_root, device_id, kind))
+            (
+                device_id,
+                derive_device_key(BENCH_FLEET_SECRET, device_id),
+                uplink_topic(topic_root, device_id, kind),
+            )
             for device_id in ids
         ]
         self._next = 0
@@ -58,7 +61,7 @@ class BenchFleet:
             timestamp_ms=wall_clock_ms(),
             nonce=os.urandom(NONCE_SIZE),
             seq=self._seq,
-        payload=payload,
+            payload=payload,
         )
         self._seq = (self._seq + 1) & 0xFFFF_FFFF
         return topic, data

@@ -89,13 +89,20 @@ class Publisher:
     ) -> Publisher:
         """Spawn the publisher; it signs and publishes as soon as its imports are done."""
         arguments = [
-            "-m", "bench.publisher",
-            "--port", str(port),
-            "--root", topic_root,
-            "--messages", str(messages),
-            "--devices", str(devices),
-            "--qos", str(qos),
-            "--client-id", f"{topic_root}-publisher",
+            "-m",
+            "bench.publisher",
+            "--port",
+            str(port),
+            "--root",
+            topic_root,
+            "--messages",
+            str(messages),
+            "--devices",
+            str(devices),
+            "--qos",
+            str(qos),
+            "--client-id",
+            f"{topic_root}-publisher",
         ]
         if rate is not None:
             arguments += ["--rate", str(rate)]

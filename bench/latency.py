@@ -18,7 +18,7 @@ from bench.harness import Publisher, PublisherReport, Recorder
 from bench.hubpath import BenchHub
 from hub.dispatch import Inbound
 from hub.mqtt import BrokerAddress
-from hub.nonces import RedisNonceStore
+from hub.nonces import NonceStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ class LatencyResult:
 async def latency_phase(
     broker: BrokerAddress,
     topic_root: str,
-    nonces: RedisNonceStore,
+    nonces: NonceStore,
     *,
     rate: float,
     seconds: float,
@@ -62,12 +62,21 @@ async def latency_phase(
         latencies_ns.append(time.monotonic_ns() - unpack(item.frame.payload)[0])
         recorder.record()
 
-    async with BenchHub(broker, topic_root, nonces, handler, client_id=f"{topic_root}-hub",
+    async with BenchHub(
+        broker,
+        topic_root,
+        nonces,
+        handler,
+        client_id=f"{topic_root}-hub",
         devices=devices,
     ):
         publisher = await Publisher.start(
-            port=broker.port, topic_root=topic_root, messages=messages, devices=devices,
-            qos=1, rate=rate,
+            port=broker.port,
+            topic_root=topic_root,
+            messages=messages,
+            devices=devices,
+            qos=1,
+            rate=rate,
         )
         try:
             await recorder.wait(start_timeout_s=20.0, idle_timeout_s=3.0)

@@ -101,7 +101,7 @@ def flood_qos0(host: str, port: int, fleet: BenchFleet, messages: int, client_id
 
 
 async def paced_qos1(
-    host: str, port: int, fleet: BenchFleet, messages: int, rate: float, client_id: str
+    host: str, port: int, fleet: BenchFleet, *, messages: int, rate: float, client_id: str
 ) -> float:
     """Publish ``messages`` stamped frames at QoS 1, ``rate`` a second; return the seconds."""
     interval = 1.0 / rate
@@ -117,8 +117,11 @@ async def paced_qos1(
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.publisher", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.publisher",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--root", required=True, help="topic root, unique to the run")
@@ -138,7 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         seconds = flood_qos0(args.host, args.port, fleet, args.messages, args.client_id)
     else:
         seconds = asyncio.run(
-            paced_qos1(args.host, args.port, fleet, args.messages, args.rate, args.client_id)
+            paced_qos1(
+                args.host,
+                args.port,
+                fleet,
+                messages=args.messages,
+                rate=args.rate,
+                client_id=args.client_id,
+            )
         )
     rate = args.messages / seconds if seconds > 0 else float("inf")
     print(json.dumps({"published": args.messages, "seconds": seconds, "rate": rate}), flush=True)

@@ -17,7 +17,7 @@ from bench.harness import Publisher, PublisherReport, Recorder
 from bench.hubpath import BenchHub
 from hub.dispatch import Inbound
 from hub.mqtt import BrokerAddress, open_client
-from hub.nonces import RedisNonceStore
+from hub.nonces import NonceStore
 from hub.protocol.topics import uplink_filter
 
 
@@ -42,6 +42,7 @@ class PhaseResult:
     publisher: PublisherReport
     rejected: dict[str, int] = field(default_factory=dict)
     dropped: int = 0
+    mean_batch: float = 0.0
 
 
 async def raw_phase(broker: BrokerAddress, topic_root: str, options: FloodOptions) -> PhaseResult:
@@ -64,7 +65,7 @@ async def raw_phase(broker: BrokerAddress, topic_root: str, options: FloodOption
 
 
 async def hub_phase(
-    broker: BrokerAddress, topic_root: str, options: FloodOptions, nonces: RedisNonceStore
+    broker: BrokerAddress, topic_root: str, options: FloodOptions, nonces: NonceStore
 ) -> PhaseResult:
     """The real hub path with a no-op handler that counts."""
     recorder = Recorder(options.messages)
@@ -73,14 +74,27 @@ async def hub_phase(
     async def handler(_item: Inbound) -> None:
         record()
 
-    async with BenchHub(broker, topic_root, nonces, handler, client_id=f"{topic_root}-hub",
+    async with BenchHub(
+        broker,
+        topic_root,
+        nonces,
+        handler,
+        client_id=f"{topic_root}-hub",
         devices=options.devices,
     ) as hub:
         report = await _flood(broker, topic_root, options, recorder)
         rejected = hub.rejections()
         dropped = hub.dropped()
+        mean_batch = hub.nonces.mean_batch
     return PhaseResult(
-        "hub", recorder.count, options.messages, recorder.rate, report, rejected, dropped
+        "hub",
+        recorder.count,
+        options.messages,
+        recorder.rate,
+        report,
+        rejected,
+        dropped,
+        mean_batch,
     )
 
 
@@ -88,8 +102,11 @@ async def _flood(
     broker: BrokerAddress, topic_root: str, options: FloodOptions, recorder: Recorder
 ) -> PublisherReport:
     publisher = await Publisher.start(
-        port=broker.port, topic_root=topic_root, messages=options.messages,
-        devices=options.devices, qos=0,
+        port=broker.port,
+        topic_root=topic_root,
+        messages=options.messages,
+        devices=options.devices,
+        qos=0,
     )
     try:
         await recorder.wait(

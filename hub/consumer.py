@@ -177,6 +177,21 @@ class Consumer:
             self._mark_store_up()
             return [pair for pair, is_new in zip(held, claimed, strict=True) if is_new]
 
+    async def watch_store(self, interval_s: float = 2.0) -> None:
+        """Probe the nonce store while no frame arrives, so readiness tells the truth.
+
+        Outages are otherwise noticed only when a batch needs claiming; a hub that starts with
+        Redis down, or whose toys are quiet, must still report it.
+        """
+        while True:
+            try:
+                await self._gate.check_store()
+            except NonceStoreUnavailable as error:
+                self._mark_store_down(error, 0)
+            else:
+                self._mark_store_up()
+            await asyncio.sleep(interval_s)
+
     def _mark_store_down(self, error: NonceStoreUnavailable, held: int) -> None:
         if not self._store_up:
             return

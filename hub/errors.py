@@ -8,7 +8,8 @@ a task boundary can tell "ours, with a stable code" from "a bug"::
     ├── ProtocolError            a frame or topic rejected; ``reason`` is a RejectReason
     ├── NonceStoreUnavailable    the replay store cannot answer: the hub fails closed
     ├── PortInUseError           a listener could not bind; names the setting that moves it
-    └── ToyError                 the simulated toy did not get a verified answer
+    ├── ToyError                 the simulated toy did not get a verified answer
+    └── ConnectRefused           a broker login refused; ``reason`` is a ConnectRejectReason
 
 API, broker and pipeline errors subclass these in their own packages; there is no second root.
 """
@@ -63,3 +64,26 @@ class PortInUseError(TeddyError):
 
 class ToyError(TeddyError):
     """The simulated toy did not receive a verified answer in time."""
+
+
+class ConnectRejectReason(StrEnum):
+    """Why the broker refused a connection; the values are metric labels and log fields."""
+
+    MALFORMED = "malformed"
+    ID_MISMATCH = "id_mismatch"
+    BAD_SIGNATURE = "bad_signature"
+    EXPIRED = "expired"
+    FUTURE = "future"
+    REPLAY = "replay"
+    REVOKED = "revoked"
+    ANONYMOUS = "anonymous"
+    UNKNOWN_SERVICE = "unknown_service"
+
+
+class ConnectRefused(TeddyError):
+    """A broker login that must be refused (docs/protocol.md, "Connect tokens")."""
+
+    def __init__(self, reason: ConnectRejectReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail

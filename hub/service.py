@@ -44,6 +44,7 @@ class Hub:
     dispatcher: Dispatcher
     downlinks: DownlinkPublisher
     consumer: Consumer
+    owns_nonces: bool = True
 
     @classmethod
     def build(
@@ -58,6 +59,7 @@ class Hub:
         """Wire a hub from settings; any argument given replaces the default component."""
         metrics = HubMetrics()
         keyring = DeviceKeyring(settings.fleet_secret())
+        owns_nonces = nonces is None
         if nonces is None:
             nonces = (
                 RedisNonceStore.from_url(settings.redis_url, settings.redis_key_prefix)
@@ -91,7 +93,17 @@ class Hub:
             downlinks,
         )
         PingHandler(downlinks).register(dispatcher)
-        return cls(settings, metrics, nonces, revocations, gate, dispatcher, downlinks, consumer)
+        return cls(
+            settings,
+            metrics,
+            nonces,
+            revocations,
+            gate,
+            dispatcher,
+            downlinks,
+            consumer,
+            owns_nonces,
+        )
 
     def readiness(self) -> dict[str, bool]:
         """The parts readiness depends on, each true or false."""
@@ -116,10 +128,14 @@ class Hub:
                 group.create_task(self.revocations.run())
                 group.create_task(self.dispatcher.run())
                 group.create_task(self.consumer.run())
+                group.create_task(self.consumer.watch_store())
                 if status_socket is not None:
                     group.create_task(self._serve_status(status_socket))
         finally:
-            await self.nonces.close()
+            # A store handed in by the caller outlives this hub (a restart in one process must
+            # not forget live nonces); only a store built here is closed here.
+            if self.owns_nonces:
+                await self.nonces.close()
 
     async def _serve_status(self, sock: socket.socket) -> None:
         await serve_asgi(status_app(self.metrics.registry, self.readiness), sock)

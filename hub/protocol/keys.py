@@ -1,6 +1,15 @@
 """Per-device keys derived from the fleet secret (docs/protocol.md, "Keys").
 
-``device_key = HKDF-SHA256(ikm=fleet_secret, salt="teddy/v1", info="teddy/v1/frame-key/" + id)``
+The hierarchy::
+
+    fleet secret (ESP32_SHARED_SECRET)                      hub, provisioning
+    ├── frame key(id)   = HKDF(fleet, "teddy/v1/frame-key/" + id)       toy, hub
+    └── connect root    = HKDF(fleet, "teddy/v1/connect-root")          broker
+        └── connect key(id) = HKDF(root, "teddy/v1/connect-key/" + id)  toy, broker
+
+(all with salt "teddy/v1" and 32-byte output). A broker holds only the connect root: it can
+check every toy's connect token but derive no frame key, so a compromised broker cannot forge
+a frame.
 
 Deriving instead of storing means the hub verifies a frame without a database read, and since
 HKDF is one-way, a key pulled out of one toy's flash reveals neither the fleet secret nor any
@@ -19,6 +28,14 @@ from hub.protocol.topics import validate_device_id
 DEVICE_KEY_SIZE = 32
 KEY_SALT = b"teddy/v1"
 FRAME_KEY_INFO_PREFIX = b"teddy/v1/frame-key/"
+CONNECT_ROOT_INFO = b"teddy/v1/connect-root"
+CONNECT_KEY_INFO_PREFIX = b"teddy/v1/connect-key/"
+
+
+def _hkdf(ikm: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=DEVICE_KEY_SIZE, salt=KEY_SALT, info=info).derive(
+        ikm
+    )
 
 
 def derive_device_key(fleet_secret: bytes, device_id: str) -> bytes:
@@ -28,17 +45,26 @@ def derive_device_key(fleet_secret: bytes, device_id: str) -> bytes:
         ProtocolError: (malformed) when ``device_id`` is outside the safe alphabet.
     """
     validate_device_id(device_id)
-    hkdf = HKDF(
-        algorithm=hashes.SHA256(),
-        length=DEVICE_KEY_SIZE,
-        salt=KEY_SALT,
-        info=FRAME_KEY_INFO_PREFIX + device_id.encode("ascii"),
-    )
-    return hkdf.derive(fleet_secret)
+    return _hkdf(fleet_secret, FRAME_KEY_INFO_PREFIX + device_id.encode("ascii"))
+
+
+def derive_connect_root(fleet_secret: bytes) -> bytes:
+    """The broker's key: verifies connect tokens, derives no frame key."""
+    return _hkdf(fleet_secret, CONNECT_ROOT_INFO)
+
+
+def derive_connect_key(connect_root: bytes, device_id: str) -> bytes:
+    """The 32-byte key with which ``device_id`` signs its connect tokens.
+
+    Raises:
+        ProtocolError: (malformed) when ``device_id`` is outside the safe alphabet.
+    """
+    validate_device_id(device_id)
+    return _hkdf(connect_root, CONNECT_KEY_INFO_PREFIX + device_id.encode("ascii"))
 
 
 class DeviceKeyring:
-    """Derives device keys on demand and keeps the most recent ones.
+    """Derives frame keys on demand and keeps the most recent ones.
 
     HKDF costs tens of microseconds; the hot path asks for the same few thousand keys over and
     over, so a bounded LRU keeps verification at one HMAC per frame without unbounded memory.

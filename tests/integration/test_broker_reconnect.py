@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,11 +16,13 @@ from hub.protocol import Kind, derive_device_key
 from hub.service import Hub
 from hub.settings import Settings
 from hub.toy.simulator import SimulatedToy
+from tests.integration.harness import wait_until
 from tests.services import free_port, port_open
 
 pytestmark = pytest.mark.integration
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+HAVE_MOSQUITTO = Path(MOSQUITTO).exists()
 
 
 class PrivateMosquitto:
@@ -34,39 +36,34 @@ class PrivateMosquitto:
             "set_tcp_nodelay true\n",
             encoding="utf-8",
         )
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            if port_open("127.0.0.1", self.port):
-                return
-            await asyncio.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
+        self.process = await asyncio.create_subprocess_exec(
+            MOSQUITTO,
+            "-c",
+            str(self.config),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        await wait_until(lambda: port_open("127.0.0.1", self.port), "mosquitto to listen")
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
             self.process.terminate()
-            self.process.wait(timeout=10)
+            await asyncio.wait_for(self.process.wait(), 10)
         self.process = None
 
 
 @pytest.fixture
-def private_mosquitto(tmp_path: Path) -> Iterator[PrivateMosquitto]:
-    if not Path(MOSQUITTO).exists():
+async def private_mosquitto(tmp_path: Path) -> AsyncIterator[PrivateMosquitto]:
+    if not HAVE_MOSQUITTO:
         pytest.skip("the mosquitto binary is not installed (make test installs it)")
     broker = PrivateMosquitto(tmp_path)
     try:
         yield broker
     finally:
-        broker.stop()
-
-
-async def wait_until(condition: object, timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.02)
+        await broker.stop()
 
 
 async def test_hub_reconnects_after_the_broker_restarts(
@@ -88,17 +85,17 @@ async def test_hub_reconnects_after_the_broker_restarts(
         await asyncio.wait_for(hub.consumer.wait_subscribed(), 10)
         async with SimulatedToy("toy-0001", key, broker, settings.topic_root) as toy:
             await toy.send(Kind.TEXT, b"before")
-            await wait_until(lambda: received == [b"before"])
+            await wait_until(lambda: received == [b"before"], "the first frame")
 
-        private_mosquitto.stop()
-        await wait_until(lambda: not hub.readiness()["broker"])
+        await private_mosquitto.stop()
+        await wait_until(lambda: not hub.readiness()["broker"], "the hub to notice")
         await private_mosquitto.start()
-        await wait_until(lambda: hub.readiness()["broker"], timeout_s=30)
+        await wait_until(lambda: hub.readiness()["broker"], "the hub to reconnect", 30)
         assert hub.metrics.broker_reconnects._value.get() >= 1
 
         async with SimulatedToy("toy-0001", key, broker, settings.topic_root) as toy:
             await toy.send(Kind.TEXT, b"after")
-            await wait_until(lambda: received == [b"before", b"after"])
+            await wait_until(lambda: received == [b"before", b"after"], "the second frame")
             assert await toy.ping() > 0  # downlinks use the new connection too
     finally:
         task.cancel()

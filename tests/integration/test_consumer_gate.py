@@ -181,6 +181,7 @@ async def test_revocation_while_running_takes_effect_within_five_seconds(
         sent += 1
         await probe(sent)
         await asyncio.sleep(0.1)  # the pace of the probes, not synchronisation
+    assert loop.time() - revoked_at < 5.0, "the revocation did not take effect within 5 s"
     handled_at_revocation = len(recorder.calls)
 
     await toy.send(Kind.TEXT, b"after")

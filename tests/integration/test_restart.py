@@ -58,7 +58,8 @@ async def test_restart_loses_no_qos1_uplink_published_while_down(
     await recorder.wait_for(_FRAMES_WHILE_DOWN)
     await wait_until(lambda: received(second) == _FRAMES_WHILE_DOWN, "every queued uplink")
 
-    assert recorder.nonces == sent
+    # A toy's frames may be handled concurrently (device_concurrency), so order is not checked.
+    assert sorted(recorder.nonces) == sorted(sent)
     assert sum(rejections(second).values()) == 0
 
 
