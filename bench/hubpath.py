@@ -1,9 +1,12 @@
 """The hub path under test: the real consumer, gate, Redis nonce store and dispatcher.
 
-Wired like ``hub.service.Hub.build`` wires them, with two differences that keep the figure about
-the path rather than about a handler: the only handler is the benchmark's own (a no-op that
-records an arrival) for the published kind, and the fleet secret is the benchmark's. Production
-defaults (batch size, dispatcher workers, backlog bounds) are kept.
+Wired like ``hub.service.Hub.build`` wires them, with production defaults (batch size,
+dispatcher workers, backlog bounds), and these differences, each to keep the figure about the
+path: the only handler is the benchmark's own (a no-op that records an arrival) for the
+published kind; the fleet secret is the benchmark's and its keys are derived before the flood
+(a running hub has them cached); the store is wrapped to count batch sizes; and neither the
+status server, the revocation refresher nor the idle store probe runs (none is on the per-frame
+path).
 """
 
 from __future__ import annotations

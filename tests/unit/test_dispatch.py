@@ -111,3 +111,24 @@ def test_one_handler_per_kind() -> None:
     dispatcher.register(Kind.TEXT, handler)
     with pytest.raises(ValueError, match="already registered"):
         dispatcher.register(Kind.TEXT, handler)
+
+
+async def test_a_handler_that_swallows_its_timeout_is_still_counted() -> None:
+    metrics = HubMetrics()
+    handled: list[bytes] = []
+
+    async def handler(item: Inbound) -> None:
+        if item.frame.payload == b"stubborn":
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                return  # a badly behaved handler
+        handled.append(item.frame.payload)
+
+    dispatcher = Dispatcher(metrics, handler_timeout_s=0.2, workers=1)
+    dispatcher.register(Kind.TEXT, handler)
+    dispatcher.submit(inbound("toy-a", payload=b"stubborn"))
+    dispatcher.submit(inbound("toy-b", payload=b"next"))
+    await run_until_idle(dispatcher)
+    assert handled == [b"next"], "the same worker carries on with the next frame"
+    assert metrics.handler_timeouts[Kind.TEXT]._value.get() == 1
