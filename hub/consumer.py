@@ -83,9 +83,7 @@ class Consumer:
         """Connect, consume, and reconnect with backoff, until cancelled."""
         first = True
         while True:
-            inbox = Inbox(
-                maxsize=self._options.inbox_limit, read_ahead=self._options.batch_size
-            )
+            inbox = Inbox(maxsize=self._options.inbox_limit, read_ahead=self._options.batch_size)
             retrying = AsyncRetrying(
                 wait=wait_exponential_jitter(
                     multiplier=0.2, jitter=0.5, max=self._options.reconnect_max_s
