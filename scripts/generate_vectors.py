@@ -1036,6 +1036,252 @@ def self_check(document: dict[str, Any]) -> None:
         raise AssertionError("the valid vectors must include the shortest and longest frame")
 
 
+# --- Connect tokens (docs/protocol.md, "Connect tokens") -------------------------------------
+
+CONNECT_ROOT_INFO = b"teddy/v1/connect-root"
+CONNECT_KEY_INFO_PREFIX = b"teddy/v1/connect-key/"
+TOKEN_DOMAIN = b"teddy/v1/connect\n"
+SERVICE_DOMAIN = b"teddy/v1/service\n"
+TOKEN_LIFETIME_S = 300
+TOKEN_FUTURE_SKEW_S = 60
+TOKEN_REPLAY_TTL_S = TOKEN_LIFETIME_S + TOKEN_FUTURE_SKEW_S
+MAX_TOKEN_LENGTH = 128
+NOW_S = NOW // 1000
+HEX = frozenset("0123456789abcdef")
+
+
+def connect_root(fleet_secret: str) -> bytes:
+    """The broker's key (docs/protocol.md, "Key hierarchy")."""
+    return hkdf_sha256(fleet_secret.encode("utf-8"), KEY_SALT, CONNECT_ROOT_INFO, KEY_SIZE)
+
+
+def connect_key(root: bytes, device_id: str) -> bytes:
+    """A device's connect-token key."""
+    info = CONNECT_KEY_INFO_PREFIX + device_id.encode("ascii")
+    return hkdf_sha256(root, KEY_SALT, info, KEY_SIZE)
+
+
+def token_tag(key: bytes, device_id: str, timestamp_s: str, nonce_hex: str) -> str:
+    message = b"\n".join((device_id.encode(), timestamp_s.encode(), nonce_hex.encode()))
+    return hmac.new(key, TOKEN_DOMAIN + message, hashlib.sha256).hexdigest()
+
+
+def make_token(key: bytes, device_id: str, timestamp_s: int, nonce: bytes) -> str:
+    nonce_hex = nonce.hex()
+    tag = token_tag(key, device_id, str(timestamp_s), nonce_hex)
+    return f"v1.{timestamp_s}.{nonce_hex}.{tag}"
+
+
+def service_password(root: bytes, name: str) -> str:
+    return hmac.new(root, SERVICE_DOMAIN + name.encode(), hashlib.sha256).hexdigest()
+
+
+def token_nonce(label: str) -> bytes:
+    return hashlib.sha256(b"teddy-vectors/token-nonce/" + label.encode()).digest()[:8]
+
+
+def reference_verify_token(
+    key: bytes, username: str, client_id: str, password: str, now_s: int
+) -> str:
+    """The reason a device login fails, or 'accepted' (stateless checks, in order)."""
+    try:
+        require(client_id == username, "id_mismatch")
+        require(valid_id(username))
+        require(len(password) <= MAX_TOKEN_LENGTH)
+        parts = password.split(".")
+        require(len(parts) == 4 and parts[0] == "v1")
+        _, stamp, nonce_hex, tag = parts
+        require(stamp.isascii() and stamp.isdigit() and len(stamp) <= 11)
+        require(stamp == "0" or not stamp.startswith("0"))
+        require(len(nonce_hex) == 16 and set(nonce_hex) <= HEX)
+        require(len(tag) == 64 and set(tag) <= HEX)
+        expected = token_tag(key, username, stamp, nonce_hex)
+        require(hmac.compare_digest(expected, tag), "bad_signature")
+        require(int(stamp) >= now_s - TOKEN_LIFETIME_S, "expired")
+        require(int(stamp) <= now_s + TOKEN_FUTURE_SKEW_S, "future")
+    except Rejected as rejected:
+        return rejected.reason
+    return "accepted"
+
+
+def connect_vectors() -> dict[str, Any]:
+    """Keys, tokens that log in, tokens that must not, and service passwords."""
+    root_a, root_b = connect_root(FLEET_A), connect_root(FLEET_B)
+    ids = [TOY_1, TOY_2, TOY_MIN, TOY_MAX, TOY_ESP, TOY_UNDERSCORE]
+    key_a = connect_key(root_a, TOY_1)
+    good = make_token(key_a, TOY_1, NOW_S, token_nonce("good"))
+    stamp_part, nonce_part, tag_part = good.split(".")[1:]
+    flipped_tag = tag_part[:-1] + ("0" if tag_part[-1] != "0" else "1")
+
+    def valid_token(name: str, device_id: str, timestamp_s: int, root: bytes = root_a) -> dict:
+        key = connect_key(root, device_id)
+        nonce = token_nonce(name)
+        return {
+            "name": name,
+            "device_id": device_id,
+            "client_id": device_id,
+            "connect_key_hex": key.hex(),
+            "timestamp_s": timestamp_s,
+            "nonce_hex": nonce.hex(),
+            "token": make_token(key, device_id, timestamp_s, nonce),
+            "now_s": NOW_S,
+        }
+
+    def invalid_token(
+        name: str,
+        password: str,
+        reason: str,
+        *,
+        username: str = TOY_1,
+        client_id: str | None = None,
+        key: bytes = key_a,
+        now_s: int = NOW_S,
+    ) -> dict:
+        return {
+            "name": name,
+            "username": username,
+            "client_id": username if client_id is None else client_id,
+            "connect_key_hex": key.hex(),
+            "password": password,
+            "now_s": now_s,
+            "reason": reason,
+        }
+
+    other_key = connect_key(root_a, TOY_2)
+    invalid = [
+        invalid_token("empty", "", "malformed"),
+        invalid_token("wrong_version", "v2" + good[2:], "malformed"),
+        invalid_token("missing_part", f"v1.{stamp_part}.{nonce_part}", "malformed"),
+        invalid_token("extra_part", good + ".00", "malformed"),
+        invalid_token("uppercase_hex", good.upper().replace("V1", "v1"), "malformed"),
+        invalid_token(
+            "leading_zero_time", f"v1.0{stamp_part}.{nonce_part}.{tag_part}", "malformed"
+        ),
+        invalid_token("time_not_decimal", f"v1.{stamp_part}x.{nonce_part}.{tag_part}", "malformed"),
+        invalid_token("time_too_long", f"v1.{'9' * 12}.{nonce_part}.{tag_part}", "malformed"),
+        invalid_token("short_nonce", f"v1.{stamp_part}.{nonce_part[:-1]}.{tag_part}", "malformed"),
+        invalid_token("short_tag", f"v1.{stamp_part}.{nonce_part}.{tag_part[:-1]}", "malformed"),
+        invalid_token("too_long", good + "0" * (MAX_TOKEN_LENGTH - len(good) + 1), "malformed"),
+        invalid_token("client_id_differs", good, "id_mismatch", client_id="toy-0009"),
+        invalid_token("username_with_slash", good, "malformed", username="toy/a"),
+        invalid_token("username_with_plus", good, "malformed", username="toy+a"),
+        invalid_token("username_hash", good, "malformed", username="#"),
+        invalid_token("username_uppercase", good, "malformed", username="TOY-A"),
+        invalid_token(
+            "tag_bit_flip", f"v1.{stamp_part}.{nonce_part}.{flipped_tag}", "bad_signature"
+        ),
+        invalid_token("time_edited", f"v1.{NOW_S - 1}.{nonce_part}.{tag_part}", "bad_signature"),
+        invalid_token(
+            "other_devices_token",
+            make_token(other_key, TOY_2, NOW_S, token_nonce("other")),
+            "bad_signature",
+        ),
+        invalid_token(
+            "other_fleet",
+            make_token(connect_key(root_b, TOY_1), TOY_1, NOW_S, token_nonce("fleet")),
+            "bad_signature",
+        ),
+        invalid_token(
+            "frame_key_instead_of_connect_key",
+            make_token(device_key(FLEET_A, TOY_1), TOY_1, NOW_S, token_nonce("frame")),
+            "bad_signature",
+        ),
+        invalid_token(
+            "expired_by_one_second",
+            make_token(key_a, TOY_1, NOW_S - TOKEN_LIFETIME_S - 1, token_nonce("old")),
+            "expired",
+        ),
+        invalid_token(
+            "future_by_one_second",
+            make_token(key_a, TOY_1, NOW_S + TOKEN_FUTURE_SKEW_S + 1, token_nonce("new")),
+            "future",
+        ),
+    ]
+    services = [
+        {
+            "fleet_secret": FLEET_A,
+            "name": name,
+            "username": f"svc:{name}",
+            "password": service_password(root_a, name),
+        }
+        for name in ("hub", "api")
+    ]
+    invalid_services = [
+        {
+            "username": "svc:root",
+            "password": service_password(root_a, "hub"),
+            "reason": "unknown_service",
+        },
+        {
+            "username": "svc:hub",
+            "password": service_password(root_b, "hub"),
+            "reason": "bad_signature",
+        },
+        {
+            "username": "svc:api",
+            "password": service_password(root_a, "hub"),
+            "reason": "bad_signature",
+        },
+    ]
+    return {
+        "constants": {
+            "connect_root_info": CONNECT_ROOT_INFO.decode(),
+            "connect_key_info_prefix": CONNECT_KEY_INFO_PREFIX.decode(),
+            "token_lifetime_s": TOKEN_LIFETIME_S,
+            "token_future_skew_s": TOKEN_FUTURE_SKEW_S,
+            "token_replay_ttl_s": TOKEN_REPLAY_TTL_S,
+            "max_token_length": MAX_TOKEN_LENGTH,
+        },
+        "roots": [
+            {"fleet_secret": fleet, "connect_root_hex": root.hex()}
+            for fleet, root in ((FLEET_A, root_a), (FLEET_B, root_b))
+        ],
+        "keys": [
+            {
+                "fleet_secret": FLEET_A,
+                "device_id": device_id,
+                "connect_key_hex": connect_key(root_a, device_id).hex(),
+            }
+            for device_id in ids
+        ],
+        "valid_tokens": [
+            valid_token("now", TOY_1, NOW_S),
+            valid_token("oldest_accepted", TOY_2, NOW_S - TOKEN_LIFETIME_S),
+            valid_token("newest_accepted", TOY_ESP, NOW_S + TOKEN_FUTURE_SKEW_S),
+            valid_token("shortest_id", TOY_MIN, NOW_S),
+            valid_token("longest_id", TOY_MAX, NOW_S),
+            valid_token("other_fleet", TOY_UNDERSCORE, NOW_S, root_b),
+        ],
+        "invalid_tokens": invalid,
+        "services": services,
+        "invalid_services": invalid_services,
+    }
+
+
+def self_check_connect(section: dict[str, Any]) -> None:
+    """Every token vector behaves as it says under the reference checks."""
+    for vector in section["valid_tokens"]:
+        outcome = reference_verify_token(
+            bytes.fromhex(vector["connect_key_hex"]),
+            vector["device_id"],
+            vector["client_id"],
+            vector["token"],
+            vector["now_s"],
+        )
+        if outcome != "accepted":
+            raise AssertionError(f"token {vector['name']}: the reference says {outcome}")
+    for vector in section["invalid_tokens"]:
+        outcome = reference_verify_token(
+            bytes.fromhex(vector["connect_key_hex"]),
+            vector["username"],
+            vector["client_id"],
+            vector["password"],
+            vector["now_s"],
+        )
+        if outcome != vector["reason"]:
+            raise AssertionError(f"token {vector['name']}: the reference says {outcome}")
+
+
 def build() -> dict[str, Any]:
     check_hkdf()
     document = {
@@ -1081,8 +1327,10 @@ def build() -> dict[str, Any]:
         "valid": valid(),
         "invalid": invalid(),
         "stateful": stateful(),
+        "connect": connect_vectors(),
     }
     self_check(document)
+    self_check_connect(document["connect"])
     return document
 
 

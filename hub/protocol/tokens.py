@@ -6,6 +6,10 @@
 The username and the client id are the device id. A token is good from ``TOKEN_FUTURE_SKEW_S``
 before its time to ``TOKEN_LIFETIME_S`` after it; a broker remembers the nonces it accepted for
 ``TOKEN_REPLAY_TTL_S``, so a captured token cannot be used again on that broker.
+
+Service accounts (the hub, the API) log in as ``svc:<name>`` with a password derived from the
+same connect root, ``hex(HMAC-SHA256(connect_root, "teddy/v1/service\n" + name))``: a broker
+can check it without any other secret, and ``svc:`` can never be a device id.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ TOKEN_REPLAY_TTL_S = TOKEN_LIFETIME_S + TOKEN_FUTURE_SKEW_S
 MAX_TOKEN_LENGTH = 128
 _TOKEN_PATTERN = re.compile(r"v1\.(0|[1-9][0-9]{0,10})\.([0-9a-f]{16})\.([0-9a-f]{64})")
 _DOMAIN = b"teddy/v1/connect\n"
+_SERVICE_DOMAIN = b"teddy/v1/service\n"
+SERVICE_PREFIX = "svc:"
+SERVICE_NAMES = ("hub", "api")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +113,32 @@ def verify_connect_token(
     if token.timestamp_s > now_s + TOKEN_FUTURE_SKEW_S:
         raise ConnectRefused(ConnectRejectReason.FUTURE, "token from the future")
     return token
+
+
+def service_username(name: str) -> str:
+    """The broker username of service ``name``."""
+    if name not in SERVICE_NAMES:
+        raise ValueError(f"unknown service {name!r}")
+    return SERVICE_PREFIX + name
+
+
+def service_password(connect_root: bytes, name: str) -> str:
+    """The broker password of service ``name`` (hex, 64 characters)."""
+    if name not in SERVICE_NAMES:
+        raise ValueError(f"unknown service {name!r}")
+    return hmac.digest(connect_root, _SERVICE_DOMAIN + name.encode("ascii"), hashlib.sha256).hex()
+
+
+def verify_service_login(connect_root: bytes, username: str, password: str) -> str:
+    """Check a service account's login; return the service's name.
+
+    Raises:
+        ConnectRefused: ``unknown_service`` or ``bad_signature``.
+    """
+    name = username.removeprefix(SERVICE_PREFIX)
+    if not username.startswith(SERVICE_PREFIX) or name not in SERVICE_NAMES:
+        raise ConnectRefused(ConnectRejectReason.UNKNOWN_SERVICE, "no such service account")
+    expected = service_password(connect_root, name).encode("ascii")
+    if not hmac.compare_digest(expected, password.encode("utf-8", "replace")):
+        raise ConnectRefused(ConnectRejectReason.BAD_SIGNATURE, "service password is wrong")
+    return name
