@@ -14,7 +14,7 @@ import typer
 
 from hub.errors import TeddyError
 from hub.logs import configure_logging
-from hub.protocol.keys import derive_device_key
+from hub.protocol.keys import derive_connect_key, derive_device_key
 from hub.protocol.topics import validate_device_id
 from hub.runtime import run_until_signal
 from hub.settings import Settings, load_settings
@@ -93,7 +93,6 @@ def toy_ping(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the pong.")] = 5.0,
 ) -> None:
     """Send a signed ping and wait for the hub's verified pong."""
-    from hub.mqtt import BrokerAddress
     from hub.toy.simulator import SimulatedToy
 
     settings = _settings()
@@ -102,11 +101,18 @@ def toy_ping(
     except TeddyError as error:
         typer.echo(f"teddyhub: {error}", err=True)
         raise typer.Exit(2) from error
-    key = derive_device_key(settings.fleet_secret(), device_id)
+    frame_key = derive_device_key(settings.fleet_secret(), device_id)
+    connect_key = derive_connect_key(settings.connect_root(), device_id)
 
     async def ping() -> float:
-        broker_address = BrokerAddress(settings.mqtt_host, settings.mqtt_port)
-        async with SimulatedToy(device_id, key, broker_address, settings.topic_root) as toy:
+        toy = SimulatedToy(
+            device_id,
+            frame_key,
+            settings.broker_address(),
+            settings.topic_root,
+            connect_key=connect_key,
+        )
+        async with toy:
             return await toy.ping(timeout)
 
     try:

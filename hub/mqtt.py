@@ -15,8 +15,11 @@ what the one-script-call nonce claim needs to pay off.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import aiomqtt
@@ -33,6 +36,18 @@ class BrokerAddress:
     port: int
     username: str | None = None
     password: str | None = None
+    tls_ca_file: Path | None = None
+
+    def with_login(self, username: str | None, password: str | None) -> BrokerAddress:
+        """The same broker, logged in as ``username``."""
+        return dataclasses.replace(self, username=username, password=password)
+
+
+def tls_context(ca_file: Path) -> ssl.SSLContext:
+    """Client TLS: the broker's certificate must chain to ``ca_file`` and name the host."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 class Inbox(asyncio.Queue[aiomqtt.Message]):
@@ -122,5 +137,6 @@ def open_client(
         keepalive=keepalive,
         timeout=timeout,
         socket_options=(NODELAY,),
+        tls_context=tls_context(address.tls_ca_file) if address.tls_ca_file else None,
         **options,
     )

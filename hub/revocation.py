@@ -9,7 +9,9 @@ known set stays in force and the list's age shows in metrics and readiness.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
 from typing import Protocol
 
 import structlog
@@ -44,6 +46,47 @@ class InMemoryRevocations:
     async def revoked_device_ids(self) -> frozenset[str]:
         """Every revoked device id, now."""
         return frozenset(self._revoked)
+
+
+class FileRevocations:
+    """Revoked device ids in a text file, one a line: what brokers and hubs on one host share.
+
+    The file is re-read only when its modification time or size changes, so polling it every
+    few seconds costs a ``stat``. A missing file means nobody is revoked. Writers replace the
+    file atomically (:func:`write_revocation_file`), so a reader never sees half a list.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._stamp: tuple[int, int] | None = None
+        self._revoked: frozenset[str] = frozenset()
+
+    async def revoked_device_ids(self) -> frozenset[str]:
+        """Every revoked device id, now."""
+        try:
+            status = self._path.stat()
+        except FileNotFoundError:
+            self._stamp, self._revoked = None, frozenset()
+            return self._revoked
+        stamp = (status.st_mtime_ns, status.st_size)
+        if stamp != self._stamp:
+            text = self._path.read_text(encoding="utf-8")
+            self._revoked = frozenset(
+                line.strip()
+                for line in text.splitlines()
+                if line.strip() and not line.startswith("#")
+            )
+            self._stamp = stamp
+        return self._revoked
+
+
+def write_revocation_file(path: Path, revoked: set[str] | frozenset[str]) -> None:
+    """Replace the revocation file with ``revoked`` (atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    body = "".join(f"{device_id}\n" for device_id in sorted(revoked))
+    temporary.write_text("# revoked device ids, one a line\n" + body, encoding="utf-8")
+    temporary.replace(path)
 
 
 class RevocationList:

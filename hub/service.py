@@ -21,7 +21,6 @@ from hub.downlink import DownlinkPublisher
 from hub.gate import Gate, wall_clock_ms
 from hub.handlers.ping import PingHandler
 from hub.metrics import HubMetrics
-from hub.mqtt import BrokerAddress
 from hub.nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from hub.ports import bind_listener
 from hub.protocol.keys import DeviceKeyring
@@ -81,7 +80,7 @@ class Hub:
         downlinks = DownlinkPublisher(keyring, settings.topic_root, metrics, clock_ms)
         consumer = Consumer(
             ConsumerOptions(
-                broker=BrokerAddress(settings.mqtt_host, settings.mqtt_port),
+                broker=settings.service_address("hub"),
                 topic_root=settings.topic_root,
                 client_id=settings.hub_client_id,
                 share_group=settings.hub_share_group,

@@ -23,6 +23,9 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.errors import ConfigError
+from hub.mqtt import BrokerAddress
+from hub.protocol.keys import derive_connect_root
+from hub.protocol.tokens import service_password, service_username
 from hub.protocol.topics import DEFAULT_TOPIC_ROOT, validate_topic_root
 
 MIN_SECRET_LENGTH = 32
@@ -86,9 +89,26 @@ class Settings(BaseSettings):
     # listener takes the next port so that `make run` serves beside it.
     mqtt_port: int = Field(default=1884, ge=1, le=65535)
     mqtts_port: int = Field(default=8883, ge=1, le=65535)
+    # How the hub, the API and the simulated toy reach the broker: TLS to TEDDY_MQTTS_PORT
+    # checked against TEDDY_TLS_CA_FILE, or (false) plain MQTT to TEDDY_MQTT_PORT.
+    mqtt_tls: bool = True
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     topic_root: str = DEFAULT_TOPIC_ROOT
 
-    hub_client_id: str = "teddy-hub"
+    # The broker's only key: set it (hex) where a broker must not hold the fleet secret;
+    # otherwise it is derived from ESP32_SHARED_SECRET (development).
+    broker_connect_root: SecretStr | None = None
+    broker_allow_anonymous: bool = False
+    broker_max_connections: int = Field(default=10_000, ge=1)
+    broker_max_packet_size: int = Field(default=20_480, ge=1024)
+    broker_max_queued_messages: int = Field(default=1_000, ge=1)
+    broker_max_inflight_messages: int = Field(default=20, ge=1)
+    revocation_file: Path | None = None
+
+    # The `svc:` prefix is outside the device-id alphabet, so no toy can take this session over.
+    hub_client_id: str = "svc:hub"
     hub_share_group: str | None = None
     hub_status_host: str = "127.0.0.1"
     hub_status_port: int = Field(default=8001, ge=1, le=65535)
@@ -113,6 +133,61 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         """True when every development convenience must be off."""
         return self.env == "production"
+
+    @property
+    def certs_dir(self) -> Path:
+        """Where ``teddyhub certs`` writes the development CA and server certificate."""
+        return self.data_dir / "certs"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA bundle clients check the broker's certificate against."""
+        return self.tls_ca_file or self.certs_dir / "ca.pem"
+
+    @property
+    def cert_file(self) -> Path:
+        """The broker's certificate chain."""
+        return self.tls_cert_file or self.certs_dir / "server.pem"
+
+    @property
+    def key_file(self) -> Path:
+        """The broker's private key."""
+        return self.tls_key_file or self.certs_dir / "server-key.pem"
+
+    @property
+    def revoked_devices_file(self) -> Path:
+        """The revocation list brokers and hubs read (one device id a line)."""
+        return self.revocation_file or self.data_dir / "revoked-devices.txt"
+
+    def broker_listeners(self) -> list[tuple[int, str]]:
+        """The embedded broker's ports, each with the setting that moves it (plain: dev only)."""
+        ports = [(self.mqtts_port, "TEDDY_MQTTS_PORT")]
+        if not self.is_production:
+            ports.append((self.mqtt_port, "TEDDY_MQTT_PORT"))
+        return ports
+
+    def connect_root(self) -> bytes:
+        """The key brokers check connect tokens with (docs/protocol.md, "Key hierarchy")."""
+        if self.broker_connect_root is not None:
+            root = bytes.fromhex(self.broker_connect_root.get_secret_value())
+            if len(root) != 32:
+                raise ConfigError("TEDDY_BROKER_CONNECT_ROOT must be 64 hex characters")
+            return root
+        return derive_connect_root(self.fleet_secret())
+
+    def broker_address(
+        self, *, username: str | None = None, password: str | None = None
+    ) -> BrokerAddress:
+        """Where the hub, the API and the simulated toy connect, and how."""
+        if self.mqtt_tls:
+            return BrokerAddress(self.mqtt_host, self.mqtts_port, username, password, self.ca_file)
+        return BrokerAddress(self.mqtt_host, self.mqtt_port, username, password)
+
+    def service_address(self, name: str) -> BrokerAddress:
+        """The broker address logged in as service ``name`` (``hub`` or ``api``)."""
+        return self.broker_address(
+            username=service_username(name), password=service_password(self.connect_root(), name)
+        )
 
     def fleet_secret(self) -> bytes:
         """The fleet secret as HKDF input keying material.
@@ -149,6 +224,10 @@ def check_production(settings: Settings) -> None:
         )
     if settings.database_url is None:
         raise ConfigError("DATABASE_URL must be set in production")
+    if settings.broker_allow_anonymous:
+        raise ConfigError("TEDDY_BROKER_ALLOW_ANONYMOUS must not be set in production")
+    if not settings.mqtt_tls:
+        raise ConfigError("TEDDY_MQTT_TLS must stay on in production")
 
 
 def _check_secret(variable: str, value: str | None) -> None:

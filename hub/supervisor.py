@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import aiomqtt
 import httpx
 
+from hub.certs import ensure_dev_certificates
 from hub.errors import TeddyError
 from hub.mqtt import BrokerAddress, open_client
 from hub.ports import ensure_free
@@ -49,10 +50,17 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-async def _mqtt_accepts(address: BrokerAddress) -> bool:
-    """A full MQTT CONNECT, so the probe is a real client rather than a half-open socket."""
+def _broker_where(settings: Settings) -> str:
+    where = f"mqtts://{settings.broker_bind}:{settings.mqtts_port}"
+    if not settings.is_production:
+        where += f"  and  mqtt://{settings.broker_bind}:{settings.mqtt_port}"
+    return where + "  (embedded amqtt; toys log in with connect tokens)"
+
+
+async def _mqtt_accepts(address: BrokerAddress, client_id: str) -> bool:
+    """A full, authenticated MQTT CONNECT, the way the hub will make it."""
     try:
-        async with open_client(address, timeout=1.0):
+        async with open_client(address, identifier=client_id, timeout=1.0):
             return True
     except aiomqtt.MqttError:
         return False
@@ -74,8 +82,10 @@ def plan(settings: Settings) -> list[Part]:
             Part(
                 "broker",
                 "broker",
-                lambda: _mqtt_accepts(BrokerAddress(settings.mqtt_host, settings.mqtt_port)),
-                f"mqtt://{settings.broker_bind}:{settings.mqtt_port}  (embedded amqtt, plain MQTT)",
+                lambda: _mqtt_accepts(
+                    settings.service_address("hub"), f"svc:hub-probe-{os.getpid()}"
+                ),
+                _broker_where(settings),
             )
         )
     status = f"http://{settings.hub_status_host}:{settings.hub_status_port}"
@@ -102,7 +112,8 @@ def plan(settings: Settings) -> list[Part]:
 def check_ports(settings: Settings) -> None:
     """Fail fast, with the setting's name, if any port ``up`` needs is taken."""
     if settings.broker == "embedded":
-        ensure_free(settings.broker_bind, settings.mqtt_port, "TEDDY_MQTT_PORT")
+        for port, setting in settings.broker_listeners():
+            ensure_free(settings.broker_bind, port, setting)
     ensure_free(settings.hub_status_host, settings.hub_status_port, "TEDDY_HUB_STATUS_PORT")
     ensure_free(settings.api_host, settings.api_port, "TEDDY_API_PORT")
 
@@ -110,6 +121,8 @@ def check_ports(settings: Settings) -> None:
 async def supervise(settings: Settings) -> None:
     """Start every part, report where each listens, and watch them until cancelled."""
     check_ports(settings)
+    if settings.broker == "embedded" and settings.tls_cert_file is None:
+        ensure_dev_certificates(settings.certs_dir)
     env = {**os.environ, "TEDDY_DATA_DIR": str(settings.data_dir.resolve())}
     children: dict[str, asyncio.subprocess.Process] = {}
     try:

@@ -37,7 +37,7 @@ def settings(tmp_path: Path, topic_root: str) -> Settings:
         esp32_shared_secret=SecretStr(TEST_FLEET_SECRET),
         jwt_secret_key=SecretStr("test-jwt-secret-" + "x" * 40),
         topic_root=topic_root,
-        hub_client_id=f"hub-{uuid.uuid4().hex[:12]}",
+        hub_client_id=f"svc:hub-{uuid.uuid4().hex[:12]}",
     )
 
 

@@ -23,6 +23,7 @@ from hub.gate import wall_clock_ms
 from hub.mqtt import BrokerAddress, open_client
 from hub.protocol.frames import NONCE_SIZE, Frame, encode_frame
 from hub.protocol.kinds import Direction, Kind
+from hub.protocol.tokens import TOKEN_NONCE_SIZE, make_connect_token
 from hub.protocol.topics import downlink_filter, uplink_topic
 from hub.protocol.verify import verify_frame
 
@@ -41,10 +42,12 @@ class SimulatedToy:
         broker: BrokerAddress,
         topic_root: str = "teddy",
         *,
+        connect_key: bytes | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self.device_id = device_id
         self._key = device_key
+        self._connect_key = connect_key
         self._broker = broker
         self._root = topic_root
         self._clock_ms = clock_ms
@@ -54,7 +57,17 @@ class SimulatedToy:
         self.rejected: list[str] = []
 
     async def __aenter__(self) -> SimulatedToy:
-        client = open_client(self._broker, identifier=self.device_id, clean_session=True)
+        broker = self._broker
+        if self._connect_key is not None:
+            # A fresh token for every connection (docs/protocol.md, "Connect tokens").
+            token = make_connect_token(
+                self._connect_key,
+                self.device_id,
+                self._clock_ms() // 1000,
+                os.urandom(TOKEN_NONCE_SIZE),
+            )
+            broker = broker.with_login(self.device_id, token)
+        client = open_client(broker, identifier=self.device_id, clean_session=True)
         try:
             await client.__aenter__()
         except aiomqtt.MqttError as error:

@@ -66,10 +66,11 @@ def embedded_env(data_dir: Path) -> dict[str, str]:
         {
             "TEDDY_DATA_DIR": str(data_dir),
             "TEDDY_MQTT_PORT": str(free_port()),
+            "TEDDY_MQTTS_PORT": str(free_port()),
             "TEDDY_API_PORT": str(free_port()),
             "TEDDY_HUB_STATUS_PORT": str(free_port()),
             "TEDDY_TOPIC_ROOT": f"e{uuid.uuid4().hex[:12]}",
-            "TEDDY_HUB_CLIENT_ID": f"hub-{uuid.uuid4().hex[:12]}",
+            "TEDDY_HUB_CLIENT_ID": f"svc:hub-{uuid.uuid4().hex[:12]}",
         }
     )
     return env

@@ -16,7 +16,9 @@ from tests.integration.harness import HubRunner, Toys
 @pytest.fixture
 def hub_settings(settings: Settings, mosquitto: BrokerAddress) -> Settings:
     """The test's settings, pointed at the test Mosquitto."""
-    return settings.model_copy(update={"mqtt_host": mosquitto.host, "mqtt_port": mosquitto.port})
+    return settings.model_copy(
+        update={"mqtt_host": mosquitto.host, "mqtt_port": mosquitto.port, "mqtt_tls": False}
+    )
 
 
 @pytest.fixture

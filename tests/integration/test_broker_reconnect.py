@@ -70,7 +70,7 @@ async def test_hub_reconnects_after_the_broker_restarts(
     private_mosquitto: PrivateMosquitto, settings: Settings, fleet_secret: bytes
 ) -> None:
     await private_mosquitto.start()
-    settings = settings.model_copy(update={"mqtt_port": private_mosquitto.port})
+    settings = settings.model_copy(update={"mqtt_port": private_mosquitto.port, "mqtt_tls": False})
     hub = Hub.build(settings)
     received: list[bytes] = []
 

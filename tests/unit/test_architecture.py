@@ -46,3 +46,12 @@ def test_hub_and_broker_never_import_api() -> None:
     for package in ("hub", "broker"):
         for path, names in imported_modules(package).items():
             assert not any(name == "api" or name.startswith("api.") for name in names), path
+
+
+def test_only_the_cli_starts_the_broker() -> None:
+    # The broker builds on the hub's protocol and settings; the hub's core never depends on
+    # the broker. The CLI is the one composition root that runs either.
+    for path, names in imported_modules("hub").items():
+        if path.name == "cli.py":
+            continue
+        assert not any(name == "broker" or name.startswith("broker.") for name in names), path
