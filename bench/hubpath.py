@@ -41,11 +41,13 @@ class CountingNonceStore:
         self.calls = 0
         self.keys = 0
 
-    async def claim_many(self, keys: Sequence[bytes], ttl_ms: int) -> list[bool]:
+    async def claim_many(
+        self, keys: Sequence[bytes], ttl_ms: int, claim_id: bytes = b""
+    ) -> list[bool]:
         """Claim through the wrapped store, counting the call."""
         self.calls += 1
         self.keys += len(keys)
-        return await self._store.claim_many(keys, ttl_ms)
+        return await self._store.claim_many(keys, ttl_ms, claim_id)
 
     async def check(self) -> None:
         """Check the wrapped store."""

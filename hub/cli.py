@@ -11,13 +11,14 @@ import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from hub.errors import TeddyError
 from hub.logs import configure_logging
 from hub.protocol.keys import derive_connect_key, derive_device_key
 from hub.protocol.topics import validate_device_id
-from hub.runtime import run_until_signal
-from hub.settings import Settings, load_settings
+from hub.runtime import follow_parent, run_until_signal
+from hub.settings import Settings, describe_settings_error, load_settings
 
 app = typer.Typer(
     name="teddyhub",
@@ -31,10 +32,11 @@ app.add_typer(toy_app, name="toy")
 
 
 def _settings() -> Settings:
+    follow_parent()
     try:
         settings = load_settings()
-    except TeddyError as error:
-        typer.echo(f"teddyhub: {error}", err=True)
+    except (TeddyError, ValidationError) as error:
+        typer.echo(f"teddyhub: {describe_settings_error(error)}", err=True)
         raise typer.Exit(2) from error
     configure_logging(settings.log_level, settings.log_format)
     return settings
@@ -87,6 +89,25 @@ def api() -> None:
     raise typer.Exit(run_until_signal(main()))
 
 
+@app.command()
+def certs(
+    force: Annotated[bool, typer.Option(help="Replace existing certificates.")] = False,
+    name: Annotated[
+        list[str] | None,
+        typer.Option(help="Host names and addresses the broker certificate names."),
+    ] = None,
+) -> None:
+    """Make a development CA and broker certificate under TEDDY_DATA_DIR/certs."""
+    from hub.certs import DEFAULT_NAMES, ensure_dev_certificates
+
+    settings = _settings()
+    paths = ensure_dev_certificates(
+        settings.certs_dir, tuple(name) if name else DEFAULT_NAMES, force=force
+    )
+    typer.echo(f"CA certificate (give it to toys and clients): {paths.ca_cert}")
+    typer.echo(f"broker certificate and key: {paths.server_cert}, {paths.server_key}")
+
+
 @toy_app.command("ping")
 def toy_ping(
     device_id: Annotated[str, typer.Option(help="The simulated toy's device id.")] = "toy-0001",
@@ -119,6 +140,11 @@ def toy_ping(
         rtt_ms = asyncio.run(ping())
     except TeddyError as error:
         typer.echo(f"teddyhub: {error}", err=True)
+        raise typer.Exit(1) from error
+    except OSError as error:  # the CA file, most often: no broker has been set up here yet
+        typer.echo(
+            f"teddyhub: {error}; is `teddyhub up` running (or TEDDY_TLS_CA_FILE set)?", err=True
+        )
         raise typer.Exit(1) from error
     typer.echo(f"pong for {device_id}: verified, round trip {rtt_ms:.1f} ms")
 

@@ -12,6 +12,7 @@ runs, so a frame the broker delivers again after a crash is a replay and is drop
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 
 import aiomqtt
@@ -24,10 +25,22 @@ from hub.errors import NonceStoreUnavailable
 from hub.gate import Gate
 from hub.metrics import HubMetrics
 from hub.mqtt import BrokerAddress, Inbox, open_client
+from hub.nonces.base import CLAIM_ID_SIZE
 from hub.protocol.frames import Frame
 from hub.protocol.topics import uplink_filter
 
 log = structlog.get_logger("hub.consumer")
+
+
+class _SessionLost(Exception):
+    """A subscribed session ended; the next connection starts a fresh backoff."""
+
+
+def _raise_if_cancelling() -> None:
+    """Re-raise a cancellation that a library swallowed (redis-py can, inside a call)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +52,7 @@ class ConsumerOptions:
     client_id: str = "teddy-hub"
     share_group: str | None = None
     batch_size: int = 256
-    inbox_limit: int = 50_000
+    inbox_limit: int = 1_024
     keepalive: int = 30
     reconnect_max_s: float = 30.0
     outage_retry_max_s: float = 5.0
@@ -63,6 +76,7 @@ class Consumer:
         self._downlinks = downlinks
         self._subscribed = asyncio.Event()
         self._store_up = True
+        self._holding = False
         self._metrics.nonce_store_up.set(1)
 
     @property
@@ -80,10 +94,14 @@ class Consumer:
         await self._subscribed.wait()
 
     async def run(self) -> None:
-        """Connect, consume, and reconnect with backoff, until cancelled."""
+        """Connect, consume, and reconnect with backoff, until cancelled.
+
+        One inbox serves every connection, so messages already taken from the broker survive a
+        reconnect; each lost session starts a fresh backoff.
+        """
+        inbox = Inbox(maxsize=self._options.inbox_limit, read_ahead=self._options.batch_size)
         first = True
         while True:
-            inbox = Inbox(maxsize=self._options.inbox_limit, read_ahead=self._options.batch_size)
             retrying = AsyncRetrying(
                 wait=wait_exponential_jitter(
                     multiplier=0.2, jitter=0.5, max=self._options.reconnect_max_s
@@ -98,10 +116,11 @@ class Consumer:
                             self._metrics.broker_reconnects.inc()
                         first = False
                         await self._session(inbox)
-            except aiomqtt.MqttError as error:  # pragma: no cover - retrying never stops
-                log.exception("broker_session_ended", error=str(error))
+            except _SessionLost as lost:
+                log.warning("broker_connection_lost", error=str(lost.__cause__))
 
     async def _session(self, inbox: Inbox) -> None:
+        """One connection; ``MqttError`` before it is subscribed, ``_SessionLost`` after."""
         options = self._options
         client = open_client(
             options.broker,
@@ -110,11 +129,9 @@ class Consumer:
             inbox=inbox,
             keepalive=options.keepalive,
         )
-        try:
-            async with client:
-                await client.subscribe(
-                    uplink_filter(options.topic_root, options.share_group), qos=1
-                )
+        async with client:
+            await client.subscribe(uplink_filter(options.topic_root, options.share_group), qos=1)
+            try:
                 if self._downlinks is not None:
                     self._downlinks.attach(client)
                 self._subscribed.set()
@@ -127,11 +144,13 @@ class Consumer:
                     share_group=options.share_group,
                 )
                 await self._consume(client, inbox)
-        finally:
-            self._subscribed.clear()
-            self._metrics.broker_connected.set(0)
-            if self._downlinks is not None:
-                self._downlinks.attach(None)
+            except aiomqtt.MqttError as error:
+                raise _SessionLost from error
+            finally:
+                self._subscribed.clear()
+                self._metrics.broker_connected.set(0)
+                if self._downlinks is not None:
+                    self._downlinks.attach(None)
 
     async def _consume(self, client: aiomqtt.Client, inbox: Inbox) -> None:
         messages = client.messages
@@ -158,38 +177,52 @@ class Consumer:
         await dispatcher.wait_for_room()
 
     async def _admit_failing_closed(self, held: list[tuple[str, Frame]]) -> list[tuple[str, Frame]]:
-        """Claim the held frames' nonces, holding them (and the consumer) through an outage."""
+        """Claim the held frames' nonces, holding them (and the consumer) through an outage.
+
+        Every retry of one held batch carries the same claim id, so a claim that reached the
+        store before its answer was lost is recognised as ours, not as a replay.
+        """
+        claim_id = os.urandom(CLAIM_ID_SIZE)
         delay = 0.1
-        while True:
-            try:
-                if held:
-                    claimed = await self._gate.admit([frame for _, frame in held])
-                else:
-                    await self._gate.check_store()
-                    claimed = []
-            except NonceStoreUnavailable as error:
-                self._mark_store_down(error, len(held))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._options.outage_retry_max_s)
-                fresh = self._gate.recheck_clock([frame for _, frame in held], self._gate.now_ms())
-                held = [pair for pair, keep in zip(held, fresh, strict=True) if keep]
-                continue
-            self._mark_store_up()
-            return [pair for pair, is_new in zip(held, claimed, strict=True) if is_new]
+        self._holding = True
+        try:
+            while True:
+                try:
+                    if held:
+                        claimed = await self._gate.admit([frame for _, frame in held], claim_id)
+                    else:  # everything held went stale; the store must still answer first
+                        await self._gate.check_store()
+                        claimed = []
+                    _raise_if_cancelling()
+                except NonceStoreUnavailable as error:
+                    self._mark_store_down(error, len(held))
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._options.outage_retry_max_s)
+                    now_ms = self._gate.now_ms()
+                    fresh = self._gate.recheck_clock([frame for _, frame in held], now_ms)
+                    held = [pair for pair, keep in zip(held, fresh, strict=True) if keep]
+                    continue
+                self._mark_store_up()
+                return [pair for pair, is_new in zip(held, claimed, strict=True) if is_new]
+        finally:
+            self._holding = False
 
     async def watch_store(self, interval_s: float = 2.0) -> None:
-        """Probe the nonce store while no frame arrives, so readiness tells the truth.
+        """Probe the nonce store while no batch is waiting, so readiness tells the truth.
 
         Outages are otherwise noticed only when a batch needs claiming; a hub that starts with
-        Redis down, or whose toys are quiet, must still report it.
+        Redis down, or whose toys are quiet, must still report it. While a batch is held, the
+        claim itself is the probe: a store that answers a ping but refuses writes is still down.
         """
         while True:
-            try:
-                await self._gate.check_store()
-            except NonceStoreUnavailable as error:
-                self._mark_store_down(error, 0)
-            else:
-                self._mark_store_up()
+            if not self._holding:
+                try:
+                    await self._gate.check_store()
+                    _raise_if_cancelling()
+                except NonceStoreUnavailable as error:
+                    self._mark_store_down(error, 0)
+                else:
+                    self._mark_store_up()
             await asyncio.sleep(interval_s)
 
     def _mark_store_down(self, error: NonceStoreUnavailable, held: int) -> None:
@@ -209,6 +242,7 @@ class Consumer:
         if self._store_up:
             return
         self._store_up = True
+        self._holding = False
         self._metrics.nonce_store_up.set(1)
         log.info("nonce_store_recovered")
 

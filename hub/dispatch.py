@@ -188,28 +188,39 @@ class Dispatcher:
         worker.deadline = self._loop_time() + self._timeout
         try:
             await handler(item)
-        except asyncio.CancelledError:
-            if not worker.expired:
+        except asyncio.CancelledError as error:
+            # Three senders are possible: the watchdog (the call expired), a shutdown of the
+            # pool (the task is being cancelled), or the handler itself (it awaited something
+            # that was cancelled). Only a shutdown may end the worker.
+            if worker.expired:
+                self._count_timeout(item)
+            elif worker.task.cancelling():
                 raise
-            self._count_timeout(item)
-        except Exception as error:
-            self._metrics.handler_errors[kind].inc()
-            log.error(  # noqa: TRY400 - the traceback is attached through exc_info
-                "handler_failed",
-                device_id=item.device_id,
-                kind=kind.topic_name,
-                error=type(error).__name__,
-                exc_info=error,
-            )
+            else:
+                self._count_error(item, error)
+        except Exception as error:  # noqa: BLE001 - a handler's failure must not stop the pool
+            self._count_error(item, error)
         else:
             if worker.expired:  # the handler swallowed its cancellation
                 self._count_timeout(item)
         finally:
             worker.deadline = None
+            self._metrics.handler_seconds.observe(time.perf_counter() - started)
             if worker.expired:
                 worker.expired = False
-                worker.task.uncancel()
-            self._metrics.handler_seconds.observe(time.perf_counter() - started)
+                if worker.task.uncancel():  # a shutdown arrived while the call was expiring
+                    raise asyncio.CancelledError
+
+    def _count_error(self, item: Inbound, error: BaseException) -> None:
+        kind = item.frame.kind
+        self._metrics.handler_errors[kind].inc()
+        log.error(
+            "handler_failed",
+            device_id=item.device_id,
+            kind=kind.topic_name,
+            error=type(error).__name__,
+            exc_info=error,
+        )
 
     def _count_timeout(self, item: Inbound) -> None:
         kind = item.frame.kind

@@ -9,7 +9,10 @@ a task boundary can tell "ours, with a stable code" from "a bug"::
     ├── NonceStoreUnavailable    the replay store cannot answer: the hub fails closed
     ├── PortInUseError           a listener could not bind; names the setting that moves it
     ├── ToyError                 the simulated toy did not get a verified answer
-    └── ConnectRefused           a broker login refused; ``reason`` is a ConnectRejectReason
+    ├── ConnectRefused           a broker login refused; ``reason`` is a ConnectRejectReason
+    ├── BrokerUnavailable        (hub.downlink) no broker connection to publish a downlink on
+    ├── StartupError             (hub.supervisor) a part of ``teddyhub up`` did not start
+    └── PacketTooLarge           (broker.server) a client announced an oversized packet
 
 API, broker and pipeline errors subclass these in their own packages; there is no second root.
 """

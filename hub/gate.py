@@ -113,7 +113,7 @@ class Gate:
                 fresh.append(True)
         return fresh
 
-    async def admit(self, frames: Sequence[Frame]) -> list[bool]:
+    async def admit(self, frames: Sequence[Frame], claim_id: bytes = b"") -> list[bool]:
         """Claim the frames' nonces in one call; ``True`` where a frame is seen the first time.
 
         Raises:
@@ -122,7 +122,7 @@ class Gate:
         if not frames:
             return []
         claimed = await self._nonces.claim_many(
-            [nonce_key(frame.device_id, frame.nonce) for frame in frames], NONCE_TTL_MS
+            [nonce_key(frame.device_id, frame.nonce) for frame in frames], NONCE_TTL_MS, claim_id
         )
         for frame, is_new in zip(frames, claimed, strict=True):
             if not is_new:

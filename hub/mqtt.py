@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -51,30 +52,51 @@ def tls_context(ca_file: Path) -> ssl.SSLContext:
 
 
 class Inbox(asyncio.Queue[aiomqtt.Message]):
-    """aiomqtt's incoming queue, with a non-blocking batch take for the hub's hot path.
+    """aiomqtt's incoming queue, with a batch take and backpressure for the hub's hot path.
 
     ``read_ahead`` bounds the reading ahead of a client built with this inbox: at most that many
     packets per wake-up, and none beyond the first while the inbox already holds that many.
+    When the inbox is one message short of ``maxsize``, the client stops reading its socket
+    (the broker keeps the rest, unacknowledged) until :meth:`take_now` makes room, so nothing
+    the broker handed over is ever discarded for lack of space.
     """
 
     def __init__(self, maxsize: int = 0, read_ahead: int = 256) -> None:
         super().__init__(maxsize)
         self.read_ahead = read_ahead
+        self._resume: Callable[[], None] | None = None
+
+    @property
+    def has_room(self) -> bool:
+        """True while one more read (at most one message) cannot overflow the inbox."""
+        return self.maxsize <= 0 or self.qsize() < self.maxsize - 1
+
+    @property
+    def is_paused(self) -> bool:
+        """True while the client has stopped reading for lack of room."""
+        return self._resume is not None
+
+    def pause(self, resume: Callable[[], None]) -> None:
+        """Called by the client when it stops reading; ``resume`` restarts it."""
+        self._resume = resume
 
     def take_now(self, limit: int) -> list[aiomqtt.Message]:
         """Up to ``limit`` messages that are already waiting, without yielding."""
         taken: list[aiomqtt.Message] = []
         while len(taken) < limit and not self.empty():
             taken.append(self.get_nowait())
+        if self._resume is not None and self.has_room:
+            resume, self._resume = self._resume, None
+            resume()
         return taken
 
 
 class _ReadAheadClient(aiomqtt.Client):
-    """aiomqtt's client, reading on after the first packet while more arrive (see the module).
+    """aiomqtt's client, reading on while packets arrive and pausing when the inbox is full.
 
-    The first read of each wake-up is aiomqtt's own, so nothing changes when the inbox is full
-    (aiomqtt counts and discards, as before) or when a packet is not a message. Only
-    ``_on_socket_open`` is replaced, and it calls aiomqtt's first: aiomqtt is pinned below 3.
+    Only ``_on_socket_open`` is replaced (aiomqtt is pinned below 3; tests/integration/
+    test_read_ahead.py pins the behaviour). Like aiomqtt's reader it keeps reading while a TLS
+    socket holds decrypted bytes, which the file descriptor would never signal again.
     """
 
     def __init__(self, *args: Any, inbox: Inbox, **kwargs: Any) -> None:
@@ -83,27 +105,43 @@ class _ReadAheadClient(aiomqtt.Client):
 
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         super()._on_socket_open(client, userdata, sock)
-        inbox = self._inbox
+        inbox, loop, fileno = self._inbox, self._loop, sock.fileno()
         limit = inbox.read_ahead
+
+        def tls_pending() -> bool:
+            pending = getattr(sock, "pending", None)
+            return pending is not None and pending() > 0
 
         def read() -> None:
             try:
-                size = inbox.qsize()
-                client.loop_read()
-                for _ in range(limit - 1):
+                for _ in range(limit):
+                    if not inbox.has_room:
+                        loop.remove_reader(fileno)
+                        inbox.pause(resume)
+                        return
+                    size = inbox.qsize()
+                    client.loop_read()
+                    if tls_pending():
+                        continue
                     grown = inbox.qsize()
                     # No new message: the socket is drained (or the packet was not a message).
                     if grown == size or grown >= limit:
                         return
-                    size = grown
-                    client.loop_read()
+                if tls_pending():
+                    loop.call_soon(read)  # the budget is spent; decrypted bytes are waiting
             except Exception as error:  # noqa: BLE001 - aiomqtt's reader does the same
                 if not self._disconnected.done():
                     self._disconnected.set_exception(error)
 
+        def resume() -> None:
+            if sock.fileno() != fileno or self._disconnected.done():
+                return  # this connection is gone; a new one reads for itself
+            loop.add_reader(fileno, read)
+            read()  # now: a TLS socket may hold bytes its descriptor will not signal
+
         # paho calls this from the connecting executor thread; aiomqtt has just scheduled its
         # own reader the same way, so this one replaces it.
-        self._loop.call_soon_threadsafe(self._loop.add_reader, sock.fileno(), read)
+        loop.call_soon_threadsafe(loop.add_reader, fileno, read)
 
 
 def open_client(

@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import os
 import signal
 import sys
 from collections.abc import Coroutine
 from typing import Any
 
 from hub.errors import TeddyError
+
+PARENT_PID_VARIABLE = "TEDDY_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+
+
+def follow_parent() -> None:
+    """End this process with its parent, when ``teddyhub up`` started it.
+
+    Asked for by the child itself at start-up (not in a ``preexec_fn``, which is unsafe once
+    the parent has threads): Linux sends SIGTERM if the parent dies, and a parent that died
+    before the request was made is noticed by the pid check.
+    """
+    parent = os.environ.get(PARENT_PID_VARIABLE)
+    if not parent:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(parent):
+        sys.exit("teddyhub: the process that started this one is gone")
 
 
 def run_until_signal(main: Coroutine[Any, Any, None]) -> int:

@@ -85,6 +85,7 @@ class Hub:
                 client_id=settings.hub_client_id,
                 share_group=settings.hub_share_group,
                 batch_size=settings.batch_size,
+                inbox_limit=settings.hub_inbox_limit,
             ),
             gate,
             dispatcher,

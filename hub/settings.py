@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.errors import ConfigError
@@ -62,11 +62,14 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     data_dir: Path = Field(default_factory=_default_data_dir)
 
+    # URLs may carry passwords: kept out of repr (and so out of logs and tracebacks).
     database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("DATABASE_URL", "TEDDY_DATABASE_URL")
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "TEDDY_DATABASE_URL"),
+        repr=False,
     )
     redis_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("REDIS_URL", "TEDDY_REDIS_URL")
+        default=None, validation_alias=AliasChoices("REDIS_URL", "TEDDY_REDIS_URL"), repr=False
     )
     jwt_secret_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("JWT_SECRET_KEY", "TEDDY_JWT_SECRET_KEY")
@@ -117,6 +120,9 @@ class Settings(BaseSettings):
     device_backlog: int = Field(default=64, ge=1)
     max_pending_messages: int = Field(default=10_000, ge=1)
     batch_size: int = Field(default=256, ge=1, le=4096)
+    # Messages read from the broker and not yet verified; past this the hub stops reading its
+    # socket and the broker holds the rest, so a long outage costs no memory and loses nothing.
+    hub_inbox_limit: int = Field(default=1_024, ge=2)
     revocation_refresh_s: float = Field(default=2.0, gt=0, le=5.0)
     nonce_memory_capacity: int = Field(default=1_000_000, ge=1_000)
     redis_key_prefix: str = "teddy:"
@@ -198,6 +204,28 @@ class Settings(BaseSettings):
         if self.esp32_shared_secret is None:
             raise ConfigError("ESP32_SHARED_SECRET is not set")
         return self.esp32_shared_secret.get_secret_value().encode("utf-8")
+
+
+def variable_name(field_name: str) -> str:
+    """The environment variable that sets ``field_name`` (the seed's name where it has one)."""
+    if field_name.isupper():  # pydantic reports aliased fields by their variable already
+        return field_name
+    field = Settings.model_fields.get(field_name)
+    if field is not None and isinstance(field.validation_alias, AliasChoices):
+        first = field.validation_alias.choices[0]
+        return first if isinstance(first, str) else field_name
+    return f"TEDDY_{field_name.upper()}"
+
+
+def describe_settings_error(error: Exception) -> str:
+    """One line for a bad setting, naming the variable rather than the field."""
+    if isinstance(error, ValidationError):
+        problems = []
+        for item in error.errors():
+            location = str(item["loc"][0]) if item["loc"] else ""
+            problems.append(f"{variable_name(location)}: {item['msg']}")
+        return "; ".join(problems)
+    return str(error)
 
 
 def load_settings(**overrides: object) -> Settings:

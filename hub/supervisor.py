@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
 import sys
@@ -23,11 +22,11 @@ from hub.certs import ensure_dev_certificates
 from hub.errors import TeddyError
 from hub.mqtt import BrokerAddress, open_client
 from hub.ports import ensure_free
+from hub.runtime import PARENT_PID_VARIABLE
 from hub.settings import Settings
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
-_PR_SET_PDEATHSIG = 1
 
 
 class StartupError(TeddyError):
@@ -42,12 +41,6 @@ class Part:
     command: str
     ready: Callable[[], Awaitable[bool]]
     where: str
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Ask Linux to SIGTERM the child if ``up`` itself dies, so no orphan keeps a port."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _broker_where(settings: Settings) -> str:
@@ -123,7 +116,11 @@ async def supervise(settings: Settings) -> None:
     check_ports(settings)
     if settings.broker == "embedded" and settings.tls_cert_file is None:
         ensure_dev_certificates(settings.certs_dir)
-    env = {**os.environ, "TEDDY_DATA_DIR": str(settings.data_dir.resolve())}
+    env = {
+        **os.environ,
+        "TEDDY_DATA_DIR": str(settings.data_dir.resolve()),
+        PARENT_PID_VARIABLE: str(os.getpid()),
+    }
     children: dict[str, asyncio.subprocess.Process] = {}
     try:
         for part in plan(settings):
@@ -134,7 +131,6 @@ async def supervise(settings: Settings) -> None:
                 part.command,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
             )
             children[part.name] = process
             await _wait_ready(part, process)

@@ -31,27 +31,41 @@ class MemoryNonceStore:
     def __len__(self) -> int:
         return len(self._expiry)
 
-    async def claim_many(self, keys: Sequence[bytes], ttl_ms: int) -> list[bool]:
-        """Claim each key; see :class:`hub.nonces.NonceStore`."""
+    async def claim_many(
+        self, keys: Sequence[bytes], ttl_ms: int, claim_id: bytes = b""
+    ) -> list[bool]:
+        """Claim each key, all or nothing; see :class:`hub.nonces.NonceStore`.
+
+        Nothing is lost between call and answer in memory, so ``claim_id`` is not needed; the
+        batch is refused whole when it would not fit, so a retry sees no half-claimed batch.
+        """
         now = self._clock_ms()
         self._sweep(now)
+        expiry_of = self._expiry
+        fresh = {key for key in keys if (expiry_of.get(key) or 0) <= now}
+        if len(expiry_of) + len(fresh) > self._capacity:
+            raise NonceStoreUnavailable(
+                f"in-memory nonce store full ({self._capacity} live nonces)"
+            )
+        expiry = now + ttl_ms
         results: list[bool] = []
         for key in keys:
-            expiry = self._expiry.get(key)
-            if expiry is not None and expiry > now:
+            if key in fresh:
+                fresh.discard(key)
+                expiry_of[key] = expiry
+                self._order.append((expiry, key))
+                results.append(True)
+            else:
                 results.append(False)
-                continue
-            if len(self._expiry) >= self._capacity:
-                raise NonceStoreUnavailable(
-                    f"in-memory nonce store full ({self._capacity} live nonces)"
-                )
-            self._expiry[key] = now + ttl_ms
-            self._order.append((now + ttl_ms, key))
-            results.append(True)
         return results
 
     async def check(self) -> None:
-        """Always answers: memory is there while the process is."""
+        """Raise ``NonceStoreUnavailable`` while the store is full of live nonces."""
+        self._sweep(self._clock_ms())
+        if len(self._expiry) >= self._capacity:
+            raise NonceStoreUnavailable(
+                f"in-memory nonce store full ({self._capacity} live nonces)"
+            )
 
     async def close(self) -> None:
         """Forget every nonce."""

@@ -19,16 +19,23 @@ from redis.exceptions import RedisError
 from hub.errors import NonceStoreUnavailable
 
 # Returns one character per key, "1" where it was new. A key repeated within the batch is new
-# only the first time, exactly as if the claims had been made one by one.
+# only the first time, exactly as if the claims had been made one by one. Each key's value is
+# the batch's claim id: a key that already holds this claim id was set by an earlier try of this
+# very batch whose answer was lost, so it is still ours (and new) unless this call set it.
 _CLAIM_SCRIPT = """
-local ttl = ARGV[1]
-local result = {}
+local ttl, claim_id = ARGV[1], ARGV[2]
+local result, mine = {}, {}
 for i, key in ipairs(KEYS) do
-  if redis.call('SET', key, '1', 'NX', 'PX', ttl) then
+  if mine[key] then
+    result[i] = '0'
+  elseif redis.call('SET', key, claim_id, 'NX', 'PX', ttl) then
+    result[i] = '1'
+  elseif claim_id ~= '' and redis.call('GET', key) == claim_id then
     result[i] = '1'
   else
     result[i] = '0'
   end
+  mine[key] = true
 end
 return table.concat(result)
 """
@@ -54,14 +61,16 @@ class RedisNonceStore:
         )
         return cls(client, key_prefix)
 
-    async def claim_many(self, keys: Sequence[bytes], ttl_ms: int) -> list[bool]:
+    async def claim_many(
+        self, keys: Sequence[bytes], ttl_ms: int, claim_id: bytes = b""
+    ) -> list[bool]:
         """Claim each key; see :class:`hub.nonces.NonceStore`."""
         if not keys:
             return []
         prefix = self._prefix
         full_keys = [prefix + key for key in keys]
         try:
-            reply: Any = await self._script(keys=full_keys, args=[ttl_ms])
+            reply: Any = await self._script(keys=full_keys, args=[ttl_ms, claim_id])
         except (RedisError, OSError) as error:
             raise NonceStoreUnavailable(f"redis: {type(error).__name__}") from error
         if not isinstance(reply, bytes) or len(reply) != len(keys):

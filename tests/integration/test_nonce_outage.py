@@ -97,6 +97,36 @@ async def test_redis_outage_dispatches_nothing_and_recovers_by_itself(
     assert sum(rejections(hub).values()) == 0
 
 
+async def test_a_long_outage_with_a_small_inbox_loses_nothing(
+    hub_settings: Settings,
+    hubs: HubRunner,
+    toys: Toys,
+    redis_proxy: TcpProxy,
+    proxied_store: RedisNonceStore,
+) -> None:
+    # The inbox holds 8 messages: during the outage the hub stops reading its socket and the
+    # broker keeps the rest unacknowledged; none may be discarded.
+    settings = hub_settings.model_copy(update={"hub_inbox_limit": 8, "batch_size": 4})
+    hub = Hub.build(settings, nonces=proxied_store)
+    recorder = Recorder()
+    hub.dispatcher.register(Kind.TEXT, recorder)
+    await hubs.start(hub)
+    toy = await toys.open()
+    redis_proxy.cut()
+    sent = [f"frame {n}".encode() for n in range(60)]
+    for payload in sent:
+        await toy.send(Kind.TEXT, payload)
+    await wait_until(lambda: nonce_store_up(hub) == 0, "the hub to notice the outage")
+    await wait_until(lambda: received(hub) >= 4, "the first batch to be held")
+    assert recorder.calls == []
+
+    redis_proxy.restore()
+    await recorder.wait_for(60, timeout_s=20)
+    assert sorted(recorder.payloads) == sorted(sent)
+    assert dispatched(hub, Kind.TEXT) == 60
+    assert sum(rejections(hub).values()) == 0
+
+
 async def test_frame_that_goes_stale_during_an_outage_is_dropped(
     hub_settings: Settings,
     hubs: HubRunner,

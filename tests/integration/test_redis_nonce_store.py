@@ -94,7 +94,8 @@ async def test_redis_claims_are_keys_under_the_prefix_with_the_claimed_ttl(
     redis_store: RedisNonceStore, redis_client: aioredis.Redis, redis_prefix: str
 ) -> None:
     claimed = [_key(), _key(), _key()]
-    assert await redis_store.claim_many([*claimed, claimed[0]], NONCE_TTL_MS) == [
+    claim_id = b"c" * 16
+    assert await redis_store.claim_many([*claimed, claimed[0]], NONCE_TTL_MS, claim_id) == [
         True,
         True,
         True,
@@ -106,7 +107,7 @@ async def test_redis_claims_are_keys_under_the_prefix_with_the_claimed_ttl(
     for key in stored:
         pttl = await redis_client.pttl(key)
         assert NONCE_TTL_MS - 10_000 < pttl <= NONCE_TTL_MS
-        assert await redis_client.get(key) == b"1"
+        assert await redis_client.get(key) == claim_id
 
 
 async def test_redis_forgets_a_nonce_when_its_ttl_ends(
@@ -173,3 +174,19 @@ async def test_hubs_sharing_a_store_dispatch_each_frame_once(
     assert sorted(handled) == sorted(sent)
     for hub in pair:
         assert sum(rejections(hub).values()) == rejected(hub, RejectReason.REPLAY)
+
+
+async def test_a_retried_batch_is_not_mistaken_for_a_replay(redis_store: RedisNonceStore) -> None:
+    # The first try reached Redis but its answer was lost; the retry carries the same claim id.
+    batch = [_key(), _key()]
+    claim_id = b"r" * 16
+    assert await redis_store.claim_many(batch, NONCE_TTL_MS, claim_id) == [True, True]
+    assert await redis_store.claim_many([*batch, batch[0]], NONCE_TTL_MS, claim_id) == [
+        True,
+        True,
+        False,
+    ], "ours once each; the repeat inside the batch is still a repeat"
+    assert await redis_store.claim_many(batch, NONCE_TTL_MS, b"x" * 16) == [False, False], (
+        "another batch (a replay) never passes"
+    )
+    assert await redis_store.claim_many(batch, NONCE_TTL_MS) == [False, False]

@@ -132,3 +132,43 @@ async def test_a_handler_that_swallows_its_timeout_is_still_counted() -> None:
     await run_until_idle(dispatcher)
     assert handled == [b"next"], "the same worker carries on with the next frame"
     assert metrics.handler_timeouts[Kind.TEXT]._value.get() == 1
+
+
+async def test_a_handler_raising_cancelled_error_costs_only_its_frame() -> None:
+    metrics = HubMetrics()
+    handled: list[bytes] = []
+
+    async def handler(item: Inbound) -> None:
+        if item.frame.payload == b"aborted":
+            raise asyncio.CancelledError  # e.g. it awaited a task that an abort cancelled
+        handled.append(item.frame.payload)
+
+    dispatcher = Dispatcher(metrics, workers=1)
+    dispatcher.register(Kind.TEXT, handler)
+    dispatcher.submit(inbound("toy-a", payload=b"aborted"))
+    dispatcher.submit(inbound("toy-b", payload=b"next"))
+    await run_until_idle(dispatcher)
+    assert handled == [b"next"], "the only worker survived"
+    assert metrics.handler_errors[Kind.TEXT]._value.get() == 1
+
+
+async def test_shutdown_during_an_expiring_call_still_stops_the_pool() -> None:
+    started = asyncio.Event()
+
+    async def handler(_: Inbound) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0.3)  # slow clean-up, during which the pool is shut down
+
+    dispatcher = Dispatcher(HubMetrics(), handler_timeout_s=0.1, workers=1)
+    dispatcher.register(Kind.TEXT, handler)
+    dispatcher.submit(inbound("toy-a"))
+    task = asyncio.create_task(dispatcher.run())
+    await started.wait()
+    await asyncio.sleep(0.2)  # the watchdog has cancelled the call; its clean-up is running
+    task.cancel()
+    async with asyncio.timeout(3):
+        with pytest.raises(asyncio.CancelledError):
+            await task

@@ -52,3 +52,13 @@ async def test_memory_is_bounded_and_fails_closed() -> None:
 def test_keys_are_scoped_to_the_device() -> None:
     nonce = b"\x00" * 16
     assert nonce_key("toy-0001", nonce) != nonce_key("toy-0002", nonce)
+
+
+async def test_a_batch_that_does_not_fit_is_refused_whole() -> None:
+    store = MemoryNonceStore(capacity=3)
+    await store.claim_many([b"a"], 1_000)
+    with pytest.raises(NonceStoreUnavailable):
+        await store.claim_many([b"b", b"c", b"d"], 1_000)
+    assert await store.claim_many([b"b", b"c"], 1_000) == [True, True], "nothing was half-kept"
+    with pytest.raises(NonceStoreUnavailable):
+        await store.check()
