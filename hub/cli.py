@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 toy_app = typer.Typer(help="The reference simulated toy.", no_args_is_help=True)
 app.add_typer(toy_app, name="toy")
+devices_app = typer.Typer(help="Revoke and restore devices.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
 
 
 def _settings() -> Settings:
@@ -106,6 +108,38 @@ def certs(
     )
     typer.echo(f"CA certificate (give it to toys and clients): {paths.ca_cert}")
     typer.echo(f"broker certificate and key: {paths.server_cert}, {paths.server_key}")
+
+
+def _change_revocations(device_id: str, *, revoke: bool) -> None:
+    from hub.revocation import FileRevocations, write_revocation_file
+
+    settings = _settings()
+    try:
+        validate_device_id(device_id)
+    except TeddyError as error:
+        typer.echo(f"teddyhub: {error}", err=True)
+        raise typer.Exit(2) from error
+    path = settings.revoked_devices_file
+    revoked = set(asyncio.run(FileRevocations(path).revoked_device_ids()))
+    if revoke:
+        revoked.add(device_id)
+    else:
+        revoked.discard(device_id)
+    write_revocation_file(path, revoked)
+    verb = "revoked" if revoke else "restored"
+    typer.echo(f"{device_id} {verb}; hubs and brokers reading {path} apply it within seconds")
+
+
+@devices_app.command("revoke")
+def devices_revoke(device_id: str) -> None:
+    """Refuse a device at the broker and the hub from now on."""
+    _change_revocations(device_id, revoke=True)
+
+
+@devices_app.command("restore")
+def devices_restore(device_id: str) -> None:
+    """Lift a device's revocation."""
+    _change_revocations(device_id, revoke=False)
 
 
 @toy_app.command("ping")

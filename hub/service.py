@@ -24,7 +24,7 @@ from hub.metrics import HubMetrics
 from hub.nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from hub.ports import bind_listener
 from hub.protocol.keys import DeviceKeyring
-from hub.revocation import InMemoryRevocations, RevocationList, RevocationSource
+from hub.revocation import FileRevocations, RevocationList, RevocationSource
 from hub.settings import Settings
 from hub.status import status_app
 
@@ -66,7 +66,9 @@ class Hub:
                 else MemoryNonceStore(settings.nonce_memory_capacity)
             )
         revocations = RevocationList(
-            revocation_source or InMemoryRevocations(), metrics, settings.revocation_refresh_s
+            revocation_source or FileRevocations(settings.revoked_devices_file),
+            metrics,
+            settings.revocation_refresh_s,
         )
         gate = Gate(keyring, revocations, nonces, metrics, clock_ms=clock_ms)
         dispatcher = Dispatcher(

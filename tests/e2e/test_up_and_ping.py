@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -83,3 +84,21 @@ def test_a_taken_port_gets_one_line_naming_its_setting(tmp_path: Path, setting: 
     assert len(lines) == 1, result.stderr
     assert setting in lines[0]
     assert "in use" in lines[0]
+
+
+def test_a_revoked_toy_is_refused_within_seconds_and_restored(up: UpRun) -> None:
+    assert up.teddyhub("devices", "revoke", "toy-0007").returncode == 0
+    deadline = time.monotonic() + 10
+    while True:
+        result = up.teddyhub("toy", "ping", "--device-id", "toy-0007", "--timeout", "2")
+        if result.returncode != 0:
+            break
+        assert time.monotonic() < deadline, "the revocation never took effect"
+        time.sleep(0.5)
+    assert "Not authorized" in result.stderr
+    assert up.teddyhub("toy", "ping", "--device-id", "toy-0008").returncode == 0, "others unharmed"
+    assert up.teddyhub("devices", "restore", "toy-0007").returncode == 0
+    deadline = time.monotonic() + 10
+    while up.teddyhub("toy", "ping", "--device-id", "toy-0007").returncode != 0:
+        assert time.monotonic() < deadline, "the restore never took effect"
+        time.sleep(0.5)
