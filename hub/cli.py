@@ -44,6 +44,14 @@ def _settings() -> Settings:
     return settings
 
 
+def _require_device_id(device_id: str) -> None:
+    try:
+        validate_device_id(device_id)
+    except TeddyError as error:
+        typer.echo(f"teddyhub: {error}", err=True)
+        raise typer.Exit(2) from error
+
+
 @app.command()
 def up() -> None:
     """Run broker, hub and API together on the embedded defaults (no service or key needed)."""
@@ -114,11 +122,7 @@ def _change_revocations(device_id: str, *, revoke: bool) -> None:
     from hub.revocation import FileRevocations, write_revocation_file
 
     settings = _settings()
-    try:
-        validate_device_id(device_id)
-    except TeddyError as error:
-        typer.echo(f"teddyhub: {error}", err=True)
-        raise typer.Exit(2) from error
+    _require_device_id(device_id)
     path = settings.revoked_devices_file
     revoked = set(asyncio.run(FileRevocations(path).revoked_device_ids()))
     if revoke:
@@ -151,11 +155,7 @@ def toy_ping(
     from hub.toy.simulator import SimulatedToy
 
     settings = _settings()
-    try:
-        validate_device_id(device_id)
-    except TeddyError as error:
-        typer.echo(f"teddyhub: {error}", err=True)
-        raise typer.Exit(2) from error
+    _require_device_id(device_id)
     frame_key = derive_device_key(settings.fleet_secret(), device_id)
     connect_key = derive_connect_key(settings.connect_root(), device_id)
 
