@@ -63,8 +63,8 @@ def make_connect_token(connect_key: bytes, device_id: str, timestamp_s: int, non
     validate_device_id(device_id)
     if len(nonce) != TOKEN_NONCE_SIZE:
         raise ValueError(f"token nonce must be {TOKEN_NONCE_SIZE} bytes")
-    if timestamp_s < 0:
-        raise ValueError("timestamp must not be negative")
+    if not 0 <= timestamp_s < 10**11:
+        raise ValueError("timestamp must be 0 to 11 decimal digits")
     nonce_hex = nonce.hex()
     tag = hmac.digest(
         connect_key, token_mac_input(device_id, timestamp_s, nonce_hex), hashlib.sha256
