@@ -26,7 +26,10 @@ log = structlog.get_logger("broker")
 def broker_config(settings: Settings, connect_root: bytes) -> dict[str, Any]:
     """amqtt's configuration: listeners and the Teddy plugins."""
     listeners: dict[str, Any] = {
-        "default": {
+        # amqtt copies "default"'s value into every field another listener leaves at its
+        # default, so a plain listener's ssl=False became TLS: "default" is an unbound template.
+        "default": {"type": "tcp", "bind": None},
+        "tls": {
             "type": "tcp",
             "bind": f"{settings.broker_bind}:{settings.mqtts_port}",
             "max_connections": settings.broker_max_connections,

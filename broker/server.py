@@ -40,6 +40,7 @@ from hub.errors import TeddyError
 log = structlog.get_logger("broker")
 CONNECT_TIMEOUT_S = 10.0
 MAX_IDLE_S = 600
+TAKEOVER_TIMEOUT_S = 5.0
 _PREAUTHENTICATED = "teddy_preauthenticated"
 _HEADER, _LENGTH, _BODY = 0, 1, 2
 
@@ -280,6 +281,10 @@ class TeddyBroker(Broker):
             incoming.parent = 0
             session = incoming
         elif existing is not None:
+            # Close the old connection before its session is reused: amqtt's own take-over
+            # would leave the old connection's teardown to mark the shared session
+            # disconnected after the new one attached, so nothing more was delivered to it.
+            await self._close_previous_connection(*existing)
             session = existing[0]
             for name in (
                 "will_flag",
@@ -313,6 +318,11 @@ class TeddyBroker(Broker):
             log.info("client_dropped", reason="taken_over", client_id=session.client_id)
             await handler.handle_connection_closed()
             await handler.stop()
+            # The old connection's message loop marks the session disconnected as it ends;
+            # amqtt signals that transition with no event to wait on.
+            async with asyncio.timeout(TAKEOVER_TIMEOUT_S):
+                while session.transitions.is_connected():  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
 
     async def _authenticate(self, session: Session, listener: Any) -> bool:
         # Authentication already ran on the CONNECT itself (_initialize_client_session).

@@ -58,9 +58,7 @@ async def test_tls_without_the_dev_ca_fails(broker: BrokerUnderTest, clients: Cl
 @needs_cli
 async def test_mosquitto_pub_needs_the_dev_ca(broker: BrokerUnderTest) -> None:
     topic = broker.uplink("toy-a")
-    accepted = await mosquitto_pub(
-        broker, "toy-a", "toy-a", broker.device_password("toy-a"), topic
-    )
+    accepted = await mosquitto_pub(broker, "toy-a", "toy-a", broker.device_password("toy-a"), topic)
     assert accepted.returncode == 0, accepted.stderr
     untrusted = await mosquitto_pub(
         broker, "toy-a", "toy-a", broker.device_password("toy-a"), topic, trust="os"
@@ -70,6 +68,20 @@ async def test_mosquitto_pub_needs_the_dev_ca(broker: BrokerUnderTest) -> None:
         broker, "toy-a", "toy-a", broker.device_password("toy-a"), topic, trust="none"
     )
     assert plain.returncode != 0
+
+
+async def test_development_plain_listener_speaks_plain_mqtt(embedded: BrokerUnderTest) -> None:
+    """The embedded broker's plain port (development only) serves MQTT without TLS, with the
+    same logins. (The Mosquitto configuration serves TLS only.)"""
+    assert embedded.plain_port is not None
+    async with paho_clients(embedded) as clients:
+        toy = await clients.toy("toy-a", tls=False, port=embedded.plain_port)
+        assert toy.is_connected
+        refused = clients.new(
+            "toy-b", username="toy-b", password="hunter2", tls=False, port=embedded.plain_port
+        )
+        assert not await refused.connect()
+        assert refused.connack is not None and refused.connack.is_failure
 
 
 async def test_production_serves_no_plain_listener(tmp_path: Path) -> None:

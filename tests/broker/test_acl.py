@@ -1,0 +1,135 @@
+"""Topic rules: a toy reaches only its own topics; the hub reads every uplink
+(docs/protocol.md, "Broker rules")."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.broker.brokers import BrokerUnderTest
+from tests.broker.clients import (
+    QUIET_S,
+    Clients,
+    PahoClient,
+    cli_login,
+    mosquitto_clients_available,
+    run_cli,
+)
+
+pytestmark = pytest.mark.integration
+SUBACK_FAILURE = 0x80
+
+
+async def _hub_sends(hub: PahoClient, topic: str, payload: bytes) -> None:
+    """The hub's service account publishes a downlink."""
+    await hub.publish(topic, payload)
+
+
+async def test_hub_receives_a_toys_uplink(broker: BrokerUnderTest, clients: Clients) -> None:
+    hub = await clients.hub()
+    toy = await clients.toy("toy-a")
+    await toy.publish(broker.uplink("toy-a"), b"ping from a")
+    message = await hub.receive()
+    assert (message.topic, message.payload) == (broker.uplink("toy-a"), b"ping from a")
+
+
+async def test_toy_cannot_publish_to_another_toys_topics(
+    broker: BrokerUnderTest, clients: Clients
+) -> None:
+    hub = await clients.hub()
+    toy_b = await clients.toy("toy-b")
+    assert await toy_b.subscribe(broker.downlinks("toy-b")) == 1
+    toy_a = await clients.toy("toy-a")
+    await toy_a.publish(broker.uplink("toy-b"), b"forged uplink")
+    await toy_a.publish(broker.downlink("toy-b"), b"forged downlink")
+    await toy_a.publish(broker.downlink("toy-a"), b"own downlink")  # toys never publish down
+    # A marker through the same connection: whatever A got through arrives before it.
+    await toy_a.publish(broker.uplink("toy-a"), b"marker")
+    assert (await hub.receive_on(broker.uplink("toy-a"))).payload == b"marker"
+    assert await hub.received_nothing(0.3) == []
+    assert await toy_b.received_nothing() == []
+
+
+CROSS_DEVICE_FILTERS = [
+    "{root}/v1/toy-b/down/+",
+    "{root}/v1/toy-b/down/pong",
+    "{root}/v1/toy-b/#",
+    "{root}/v1/+/down/+",
+    "{root}/v1/+/down/pong",
+    "{root}/v1/+/up/+",
+    "{root}/#",
+    "#",
+    "+/v1/toy-b/down/pong",
+    "$share/g/{root}/v1/toy-b/down/+",
+    "$SYS/#",
+]
+
+
+async def test_toy_cannot_read_other_toys_downlinks(
+    broker: BrokerUnderTest, clients: Clients
+) -> None:
+    """One toy per cross-device filter, each subscribed to it; none gets B's downlink."""
+    hub = await clients.hub()
+    toy_b = await clients.toy("toy-b")
+    assert await toy_b.subscribe(broker.downlinks("toy-b")) == 1
+    readers: dict[str, PahoClient] = {}
+    for index, topic_filter in enumerate(CROSS_DEVICE_FILTERS):
+        reader = await clients.toy(f"toy-a{index}")
+        granted = await reader.subscribe(topic_filter.format(root=broker.topic_root))
+        # Refused at SUBACK (0x80) or granted and then never delivered: both keep data away.
+        assert granted in (SUBACK_FAILURE, 0, 1), topic_filter
+        readers[topic_filter] = reader
+    await _hub_sends(hub, broker.downlink("toy-b"), b"for b only")
+    await clients.toy("toy-c")  # some $SYS traffic, where a broker publishes it
+    assert (await toy_b.receive()).payload == b"for b only"
+    await asyncio.sleep(QUIET_S)
+    leaks = {
+        topic_filter: [message.topic for message in await reader.received_nothing(0)]
+        for topic_filter, reader in readers.items()
+    }
+    assert {name: got for name, got in leaks.items() if got} == {}
+
+
+async def test_toy_reads_its_own_downlinks(broker: BrokerUnderTest, clients: Clients) -> None:
+    hub = await clients.hub()
+    toy_a = await clients.toy("toy-a")
+    assert await toy_a.subscribe(f"{broker.topic_root}/v1/toy-a/down/#") == 1
+    await _hub_sends(hub, broker.downlink("toy-a", "reply_text"), b"hello a")
+    message = await toy_a.receive()
+    assert (message.topic, message.payload) == (broker.downlink("toy-a", "reply_text"), b"hello a")
+
+
+@pytest.mark.skipif(not mosquitto_clients_available(), reason="mosquitto_sub is not installed")
+async def test_mosquitto_sub_as_a_toy_gets_nothing_of_others(
+    broker: BrokerUnderTest, clients: Clients
+) -> None:
+    """mosquitto_sub as toy A on every filter it can name: only A's own downlink arrives."""
+    hub = await clients.hub()
+    toy_b = await clients.toy("toy-b")
+    assert await toy_b.subscribe(broker.downlinks("toy-b")) == 1
+    login = cli_login(broker, "toy-a", "toy-a", broker.device_password("toy-a"))
+    filters = [
+        "#",
+        "$SYS/#",
+        f"{broker.topic_root}/v1/+/down/+",
+        broker.downlinks("toy-b"),
+        broker.downlinks("toy-a"),  # its own: keeps mosquitto_sub listening
+    ]
+    topics = [argument for topic in filters for argument in ("-t", topic)]
+    subscriber = asyncio.create_task(
+        run_cli("mosquitto_sub", *login, "-d", "-v", "-q", "1", "-C", "1", "-W", "8", *topics)
+    )
+    for index in range(8):
+        await asyncio.sleep(0.2)
+        await _hub_sends(hub, broker.downlink("toy-b"), f"for b {index}".encode())
+    await _hub_sends(hub, broker.downlink("toy-a"), b"for a")
+    result = await subscriber
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "received CONNACK (0)" in result.stdout, output
+    published = [line for line in result.stdout.splitlines() if "received PUBLISH" in line]
+    assert len(published) == 1, output
+    assert broker.downlink("toy-a") in published[0], output
+    assert "for b" not in result.stdout, output
+    assert len([await toy_b.receive() for _ in range(8)]) == 8

@@ -1,0 +1,55 @@
+"""Limits that drop one client, never the others; revocation of a toy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.broker.brokers import BrokerUnderTest
+from tests.broker.clients import Clients, mosquitto_clients_available, mosquitto_pub
+
+pytestmark = pytest.mark.integration
+MAX_PACKET_SIZE = 20_480
+
+
+@pytest.mark.parametrize(
+    "broker_overrides", [{"broker_max_packet_size": MAX_PACKET_SIZE}], indirect=True
+)
+async def test_oversized_publish_drops_only_that_client(
+    broker: BrokerUnderTest, clients: Clients, broker_overrides: dict[str, Any]
+) -> None:
+    hub = await clients.hub()
+    toy_a = await clients.toy("toy-a")
+    assert await toy_a.subscribe(broker.downlinks("toy-a")) == 1
+    big = await clients.toy("toy-big")
+    await big.publish(broker.uplink("toy-big", "audio"), b"\0" * 65_536)
+    assert await big.wait_disconnected(5.0), "the client over the packet limit is dropped"
+    assert hub.is_connected
+    assert toy_a.is_connected
+    await hub.publish(broker.downlink("toy-a"), b"still here")
+    assert (await toy_a.receive()).payload == b"still here"
+    await toy_a.publish(broker.uplink("toy-a"), b"me too")
+    message = await hub.receive()
+    assert (message.topic, message.payload) == (broker.uplink("toy-a"), b"me too")
+    # Just under the limit still passes.
+    fits = b"\1" * (MAX_PACKET_SIZE - 200)
+    await toy_a.publish(broker.uplink("toy-a", "audio"), fits)
+    assert (await hub.receive()).payload == fits
+    assert toy_a.is_connected
+
+
+async def test_revoked_toy_cannot_log_in(broker: BrokerUnderTest, clients: Clients) -> None:
+    assert (await clients.toy("toy-x")).is_connected
+    await broker.revoke("toy-x")
+    revoked = clients.new("toy-x", username="toy-x", password=broker.device_password("toy-x"))
+    assert not await revoked.connect()
+    assert revoked.connack is not None and revoked.connack.is_failure
+    assert (await clients.toy("toy-y")).is_connected
+    assert (await clients.hub()).is_connected
+    if mosquitto_clients_available():
+        refused = await mosquitto_pub(
+            broker, "toy-x", "toy-x", broker.device_password("toy-x"), broker.uplink("toy-x")
+        )
+        assert refused.returncode != 0
+        assert "Connection Refused" in refused.stderr, refused.stderr
