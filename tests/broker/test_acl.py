@@ -133,3 +133,33 @@ async def test_mosquitto_sub_as_a_toy_gets_nothing_of_others(
     assert broker.downlink("toy-a") in published[0], output
     assert "for b" not in result.stdout, output
     assert len([await toy_b.receive() for _ in range(8)]) == 8
+
+
+async def test_two_hubs_on_a_shared_subscription_split_the_uplinks(
+    broker: BrokerUnderTest, clients: Clients
+) -> None:
+    """Scale-out: replicas in one ``$share`` group each get part, together all, once."""
+    if broker.name != "mosquitto":
+        pytest.skip("amqtt grants $share subscriptions but delivers nothing on them (README)")
+    replicas = []
+    for suffix in ("-1", "-2"):
+        replica = await clients.new(
+            "svc:hub" + suffix, username="svc:hub", password=broker.service_password("hub")
+        ).connected()
+        assert await replica.subscribe(f"$share/hubs/{broker.uplinks}") == 1
+        replicas.append(replica)
+    toy = await clients.toy("toy-a")
+    sent = [b"uplink %d" % n for n in range(40)]
+    for payload in sent:
+        await toy.publish(broker.uplink("toy-a"), payload)
+    received: list[list[bytes]] = [[], []]
+    async with asyncio.timeout(10):
+        while sum(map(len, received)) < len(sent):
+            for index, replica in enumerate(replicas):
+                try:
+                    message = await replica.receive(timeout_s=0.05)
+                except TimeoutError:
+                    continue
+                received[index].append(message.payload)
+    assert all(received), f"each replica got a share: {list(map(len, received))}"
+    assert sorted(received[0] + received[1]) == sorted(sent), "every uplink exactly once"
