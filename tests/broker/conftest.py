@@ -48,9 +48,10 @@ BROKER_PARAMS = [
 
 
 @pytest.fixture
-def broker_overrides() -> dict[str, Any]:
-    """Settings a test needs of its broker; override the fixture (or parametrize) to change."""
-    return {}
+def broker_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings a test needs of its broker: parametrize it ``indirect=True`` to set them."""
+    overrides: dict[str, Any] = getattr(request, "param", {})
+    return overrides
 
 
 @pytest.fixture(params=BROKER_PARAMS)

@@ -53,3 +53,46 @@ async def test_revoked_toy_cannot_log_in(broker: BrokerUnderTest, clients: Clien
         )
         assert refused.returncode != 0
         assert "Connection Refused" in refused.stderr, refused.stderr
+
+
+QUEUED, INFLIGHT = 5, 2
+
+
+@pytest.mark.parametrize(
+    "broker_overrides",
+    [{"broker_max_queued_messages": QUEUED, "broker_max_inflight_messages": INFLIGHT}],
+    indirect=True,
+)
+async def test_an_away_toys_queue_is_bounded(
+    broker: BrokerUnderTest, clients: Clients, broker_overrides: dict[str, Any]
+) -> None:
+    """A toy that stays away cannot make the broker keep an unbounded queue for it.
+
+    Both brokers keep at most the queue bound plus the in-flight window for a persistent
+    session (Mosquitto counts messages it had begun to send as in flight, amqtt those that
+    reached the closing connection), the oldest first; the rest is discarded.
+    """
+    away = clients.new(
+        "toy-away",
+        username="toy-away",
+        password=broker.device_password("toy-away"),
+        clean_session=False,
+    )
+    await away.connected()
+    assert await away.subscribe(broker.downlinks("toy-away")) == 1
+    await away.close()
+    hub = await clients.hub()
+    sent = [b"reply %d" % n for n in range(30)]
+    for payload in sent:
+        await hub.publish(broker.downlink("toy-away"), payload)
+    back = clients.new(
+        "toy-away",
+        username="toy-away",
+        password=broker.device_password("toy-away"),
+        clean_session=False,
+    )
+    await back.connected()
+    kept = [(await back.receive()).payload for _ in range(QUEUED)]
+    kept += [message.payload for message in await back.received_nothing()]
+    assert QUEUED <= len(kept) <= QUEUED + INFLIGHT, f"{len(kept)} of {len(sent)} kept"
+    assert kept == sent[: len(kept)], "the oldest are kept, in order"
