@@ -9,7 +9,9 @@ the background.
 
 from __future__ import annotations
 
+import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -34,6 +36,9 @@ from hub.protocol.tokens import (
 
 log = structlog.get_logger("broker.auth")
 _KEY_CACHE_LIMIT = 65_536
+# Tokens one device may have accepted within the replay window (docs/protocol.md).
+MAX_LOGINS_PER_DEVICE = 32
+_SERVICE_CLIENT_ID = re.compile(r"svc:[a-z0-9:_-]{1,60}")
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class LoginChecker:
         self._clock_s = clock_s
         self._seen = MemoryNonceStore(replay_capacity)
         self._keys: dict[str, bytes] = {}
+        self._logins: dict[str, deque[float]] = {}
+        self._last_sweep = time.monotonic()
         self.registry = registry or CollectorRegistry()
         refused = Counter(
             "teddy_broker_logins_refused",
@@ -104,15 +111,23 @@ class LoginChecker:
             raise ConnectRefused(ConnectRejectReason.ANONYMOUS, "anonymous logins are off")
         if username.startswith(SERVICE_PREFIX):
             name = verify_service_login(self._policy.connect_root, username, password or "")
-            if client_id != username and not client_id.startswith(username + "-"):
+            if _SERVICE_CLIENT_ID.fullmatch(client_id) is None or (
+                client_id != username and not client_id.startswith(username + "-")
+            ):
                 raise ConnectRefused(
                     ConnectRejectReason.ID_MISMATCH,
-                    "a service's client id must start with its username",
+                    "a service's client id must be its username, or it and '-<suffix>'",
                 )
             return Principal(Role(name), name)
         token = verify_connect_token(
             self._key_for(username, client_id), username, client_id, password or "", self._clock_s()
         )
+        if await self._is_revoked(username):
+            raise ConnectRefused(ConnectRejectReason.REVOKED, "device is revoked")
+        recent = self._recent_logins(username)
+        if len(recent) >= MAX_LOGINS_PER_DEVICE:
+            # One toy (or its stolen key) may only fill its own share of the replay cache.
+            raise ConnectRefused(ConnectRejectReason.REPLAY, "too many logins")
         try:
             (fresh,) = await self._seen.claim_many(
                 [f"{username}/{token.nonce_hex}".encode()], TOKEN_REPLAY_TTL_S * 1000
@@ -121,9 +136,23 @@ class LoginChecker:
             raise ConnectRefused(ConnectRejectReason.REPLAY, "replay cache full") from None
         if not fresh:
             raise ConnectRefused(ConnectRejectReason.REPLAY, "token already used")
-        if await self._is_revoked(username):
-            raise ConnectRefused(ConnectRejectReason.REVOKED, "device is revoked")
+        recent.append(time.monotonic())
         return Principal(Role.DEVICE, username)
+
+    def _recent_logins(self, device_id: str) -> deque[float]:
+        """The device's accepted logins within the replay window (older ones forgotten)."""
+        now = time.monotonic()
+        horizon = now - TOKEN_REPLAY_TTL_S
+        if now - self._last_sweep >= 60:  # forget quiet devices now and then, not per login
+            self._last_sweep = now
+            for quiet in [
+                d for d, times in self._logins.items() if not times or times[-1] < horizon
+            ]:
+                del self._logins[quiet]
+        recent = self._logins.setdefault(device_id, deque())
+        while recent and recent[0] < horizon:
+            recent.popleft()
+        return recent
 
     def _key_for(self, username: str, client_id: str) -> bytes:
         if client_id != username:

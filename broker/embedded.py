@@ -78,6 +78,8 @@ async def run_broker(settings: Settings) -> None:
         max_packet_size=settings.broker_max_packet_size,
         max_queued=settings.broker_max_queued_messages,
         max_inflight=settings.broker_max_inflight_messages,
+        topic_root=settings.topic_root,
+        revocation_file=settings.revoked_devices_file,
     )
     try:
         await broker.start()

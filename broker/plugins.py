@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 from amqtt.contexts import Action as AmqttAction
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
@@ -22,6 +23,7 @@ from broker.auth import LoginChecker, LoginPolicy
 from hub.errors import ConnectRefused
 from hub.revocation import FileRevocations
 
+log = structlog.get_logger("broker.plugins")
 PRINCIPAL_ATTRIBUTE = "teddy_principal"
 REVOCATION_REFRESH_S = 2.0
 _ACTIONS = {
@@ -51,8 +53,11 @@ class RevocationWatch:
             return False
         now = time.monotonic()
         if now - self._checked_at >= REVOCATION_REFRESH_S:
-            self._revoked = await self._source.revoked_device_ids()
             self._checked_at = now
+            try:
+                self._revoked = await self._source.revoked_device_ids()
+            except OSError as error:  # unreadable for now: the last list stays in force
+                log.error("revocation_file_unreadable", error=type(error).__name__)  # noqa: TRY400
         return device_id in self._revoked
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from pathlib import Path
 from typing import Any, ClassVar
 
 import structlog
@@ -34,8 +35,10 @@ from amqtt.session import Session
 from amqtt.utils import gen_client_id
 from prometheus_client import CollectorRegistry, Counter
 
-from broker.plugins import PRINCIPAL_ATTRIBUTE
+from broker.acl import Action, Role, is_allowed
+from broker.plugins import PRINCIPAL_ATTRIBUTE, REVOCATION_REFRESH_S, principal_of
 from hub.errors import TeddyError
+from hub.revocation import FileRevocations
 
 log = structlog.get_logger("broker")
 CONNECT_TIMEOUT_S = 10.0
@@ -65,6 +68,10 @@ class BrokerMetrics:
         self.connect_timeout = dropped.labels("connect_timeout")
         self.login_refused = dropped.labels("login_refused")
         self.taken_over = dropped.labels("taken_over")
+        self.revoked = dropped.labels("revoked")
+        self.retain_ignored = Counter(
+            "teddy_broker_retain_ignored", "Retained publishes not kept.", registry=registry
+        )
         discarded = Counter(
             "teddy_broker_messages_discarded",
             "Messages not delivered because a client's queue was full.",
@@ -184,9 +191,14 @@ class TeddyBroker(Broker):
         max_packet_size: int,
         max_queued: int,
         max_inflight: int,
+        topic_root: str = "teddy",
+        revocation_file: Path | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
         super().__init__(config)
+        self._topic_root = topic_root
+        self._revocations = FileRevocations(revocation_file) if revocation_file else None
+        self._revocation_task: asyncio.Task[None] | None = None
         self.registry = registry or CollectorRegistry()
         self.teddy_metrics = BrokerMetrics(self.registry)
         self._max_packet_size = max_packet_size
@@ -270,6 +282,12 @@ class TeddyBroker(Broker):
             await connack.to_stream(writer)
             await _close_quietly(writer)
             raise MQTTError("login refused")
+        if not self._will_allowed(incoming):
+            self.teddy_metrics.login_refused.inc()
+            log.warning("login_refused", reason="will_not_allowed", client_id=incoming.client_id)
+            await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+            await _close_quietly(writer)
+            raise MQTTError("will topic not allowed")
         client_id = incoming.client_id
         existing = self._sessions.get(client_id) if client_id else None
         if incoming.clean_session:
@@ -323,6 +341,68 @@ class TeddyBroker(Broker):
             async with asyncio.timeout(TAKEOVER_TIMEOUT_S):
                 while session.transitions.is_connected():  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
+
+    def _will_allowed(self, session: Session) -> bool:
+        """amqtt publishes a will without an ACL check, so the will topic is checked here."""
+        if not session.will_flag:
+            return True
+        principal = principal_of(session)
+        topic = session.will_topic
+        return (
+            principal is not None
+            and isinstance(topic, str)
+            and is_allowed(principal, topic, Action.PUBLISH, self._topic_root)
+        )
+
+    async def retain_message(
+        self,
+        source_session: Session | None,
+        topic_name: str | None,
+        data: bytes | bytearray | None,
+        qos: int | None = None,
+    ) -> None:
+        """Keep no retained message: frames are never retained (docs/protocol.md), and amqtt
+        replays retained messages to new subscribers without the receive check."""
+        if data:
+            self.teddy_metrics.retain_ignored.inc()
+
+    async def start(self) -> None:
+        """Start, and keep revoked toys off the broker while it runs."""
+        await super().start()
+        if self._revocations is not None:
+            self._revocation_task = asyncio.create_task(self._disconnect_revoked())
+
+    async def shutdown(self) -> None:
+        """Stop the revocation watch, then the broker."""
+        if self._revocation_task is not None:
+            self._revocation_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._revocation_task
+        await super().shutdown()
+
+    async def _disconnect_revoked(self) -> None:
+        """Close connected sessions of devices revoked since they logged in (every 2 s)."""
+        revocations = self._revocations
+        if revocations is None:
+            return
+        while True:
+            await asyncio.sleep(REVOCATION_REFRESH_S)
+            try:
+                revoked = await revocations.revoked_device_ids()
+            except OSError:
+                continue
+            for session, handler in list(self._sessions.values()):
+                principal = principal_of(session)
+                if (
+                    principal is not None
+                    and principal.role is Role.DEVICE
+                    and principal.name in revoked
+                    and session.transitions.is_connected()
+                ):
+                    self.teddy_metrics.revoked.inc()
+                    log.info("client_dropped", reason="revoked", client_id=session.client_id)
+                    await handler.handle_connection_closed()
+                    await handler.stop()
 
     async def _authenticate(self, session: Session, listener: Any) -> bool:
         # Authentication already ran on the CONNECT itself (_initialize_client_session).

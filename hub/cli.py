@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from pydantic import ValidationError
@@ -31,12 +31,20 @@ toy_app = typer.Typer(help="The reference simulated toy.", no_args_is_help=True)
 app.add_typer(toy_app, name="toy")
 devices_app = typer.Typer(help="Revoke and restore devices.", no_args_is_help=True)
 app.add_typer(devices_app, name="devices")
+keys_app = typer.Typer(help="Keys derived from the fleet secret.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 
-def _settings() -> Settings:
+@keys_app.command("connect-root")
+def keys_connect_root() -> None:
+    """Print the brokers' connect root (hex): the only key a broker is given."""
+    typer.echo(_settings().connect_root().hex())
+
+
+def _settings(role: Literal["service", "broker"] = "service") -> Settings:
     follow_parent()
     try:
-        settings = load_settings()
+        settings = load_settings(role=role)
     except (TeddyError, ValidationError) as error:
         typer.echo(f"teddyhub: {describe_settings_error(error)}", err=True)
         raise typer.Exit(2) from error
@@ -79,7 +87,7 @@ def broker() -> None:
     """Run the embedded MQTT broker (development)."""
     from broker.embedded import run_broker
 
-    settings = _settings()
+    settings = _settings("broker")
     raise typer.Exit(run_until_signal(run_broker(settings)))
 
 

@@ -70,7 +70,8 @@ class FileRevocations:
             return self._revoked
         stamp = (status.st_mtime_ns, status.st_size)
         if stamp != self._stamp:
-            text = self._path.read_text(encoding="utf-8")
+            # Undecodable bytes cannot spell a device id; they must not stop the rest being read.
+            text = self._path.read_text(encoding="utf-8", errors="replace")
             self._revoked = frozenset(
                 line.strip()
                 for line in text.splitlines()

@@ -228,16 +228,47 @@ def describe_settings_error(error: Exception) -> str:
     return str(error)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(
+    *, role: Literal["service", "broker"] = "service", **overrides: object
+) -> Settings:
     """Read the environment, check it for the chosen mode and fill development secrets.
+
+    ``role="broker"`` is a broker's least privilege: it needs the connect root and nothing
+    else; in production it refuses to run with the fleet secret or any other service secret
+    in its environment.
 
     Raises:
         ConfigError: in production, naming the first variable that is missing or unsafe.
     """
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    if role == "broker":
+        return _broker_settings(settings)
     if settings.is_production:
         check_production(settings)
         return settings
+    return _with_development_secrets(settings)
+
+
+def _broker_settings(settings: Settings) -> Settings:
+    if settings.broker_connect_root is not None:
+        settings.connect_root()  # validates its form
+        if settings.is_production:
+            for field_name, variable in {
+                **_GENERATED_SECRETS,
+                "openai_api_key": "OPENAI_API_KEY",
+            }.items():
+                if getattr(settings, field_name) is not None:
+                    raise ConfigError(f"{variable} must not be given to a broker in production")
+            if settings.tls_cert_file is None or settings.tls_key_file is None:
+                raise ConfigError(
+                    "TEDDY_TLS_CERT_FILE and TEDDY_TLS_KEY_FILE must be set in production"
+                )
+        return settings
+    if settings.is_production:
+        raise ConfigError(
+            "TEDDY_BROKER_CONNECT_ROOT must be set for a broker in production "
+            "(`teddyhub keys connect-root` prints it)"
+        )
     return _with_development_secrets(settings)
 
 

@@ -67,6 +67,28 @@ async def _http_ok(url: str) -> bool:
         return False
 
 
+# What a broker never needs: it is given the connect root instead (least privilege).
+_WITHHELD_FROM_BROKER = (
+    "ESP32_SHARED_SECRET",
+    "TEDDY_ESP32_SHARED_SECRET",
+    "JWT_SECRET_KEY",
+    "TEDDY_JWT_SECRET_KEY",
+    "OPENAI_API_KEY",
+    "TEDDY_OPENAI_API_KEY",
+    "DATABASE_URL",
+    "TEDDY_DATABASE_URL",
+    "REDIS_URL",
+    "TEDDY_REDIS_URL",
+)
+
+
+def broker_env(env: dict[str, str], settings: Settings) -> dict[str, str]:
+    """The broker child's environment: the connect root, and no other secret."""
+    kept = {name: value for name, value in env.items() if name not in _WITHHELD_FROM_BROKER}
+    kept["TEDDY_BROKER_CONNECT_ROOT"] = settings.connect_root().hex()
+    return kept
+
+
 def plan(settings: Settings) -> list[Part]:
     """The parts ``up`` starts, in order, with their readiness probes."""
     parts: list[Part] = []
@@ -129,7 +151,7 @@ async def supervise(settings: Settings) -> None:
                 "-m",
                 "hub",
                 part.command,
-                env=env,
+                env=broker_env(env, settings) if part.name == "broker" else env,
                 stdin=asyncio.subprocess.DEVNULL,
             )
             children[part.name] = process

@@ -44,6 +44,9 @@
 #define REPLAY_DEFAULT_CAPACITY 131072u
 #define REPLAY_MAX_CAPACITY (1u << 24)
 #define REPLAY_MAX_PROBE 512u
+/* Live replay entries (tokens accepted in the last TEDDY_TOKEN_REPLAY_TTL_S) one device may hold;
+ * a login beyond it is refused for that device alone, so one toy cannot fill the table. */
+#define REPLAY_MAX_PER_DEVICE 32u
 #define LOG_FIELD_MAX 64
 
 typedef enum { ROLE_DEVICE, ROLE_HUB, ROLE_API, ROLE_NONE } role_t;
@@ -268,12 +271,17 @@ static void replace_revoked(plugin_t *plugin, revoked_id_t *ids, size_t count)
     plugin->revoked_count = count;
 }
 
-/* Parses `text` (NUL-terminated) into a new sorted list; false when out of memory. */
-static bool parse_revocations(plugin_t *plugin, char *text, size_t len)
+/*
+ * Parses the `len` bytes of `text` into a new sorted list; false when out of memory. Goes by
+ * length, never by NUL: a NUL (like any byte outside the device-id alphabet) makes its line not a
+ * device id, and the lines after it are still read.
+ */
+static bool parse_revocations(plugin_t *plugin, const char *text, size_t len)
 {
     size_t lines = 1, count = 0, skipped = 0;
     revoked_id_t *ids;
-    char *cursor = text;
+    const char *cursor = text;
+    const char *text_end = text + len;
     for (size_t i = 0; i < len; i++) {
         lines += text[i] == '\n';
     }
@@ -281,10 +289,10 @@ static bool parse_revocations(plugin_t *plugin, char *text, size_t len)
     if (ids == NULL) {
         return false;
     }
-    while (cursor != NULL && *cursor != '\0') {
-        char *end = strchr(cursor, '\n');
-        char *next = end != NULL ? end + 1 : NULL;
-        size_t line_len = end != NULL ? (size_t)(end - cursor) : strlen(cursor);
+    while (cursor < text_end) {
+        const char *end = memchr(cursor, '\n', (size_t)(text_end - cursor));
+        const char *next = end != NULL ? end + 1 : text_end;
+        size_t line_len = (size_t)((end != NULL ? end : text_end) - cursor);
         while (line_len > 0 && isspace((unsigned char)*cursor)) {
             cursor++;
             line_len--;
@@ -293,6 +301,7 @@ static bool parse_revocations(plugin_t *plugin, char *text, size_t len)
             line_len--;
         }
         if (line_len > 0 && cursor[0] != '#') {
+            /* teddy_device_id_check refuses every byte outside the alphabet, NUL included. */
             if (teddy_device_id_check(cursor, line_len) == TEDDY_OK) {
                 memcpy(ids[count].id, cursor, line_len);
                 ids[count].id[line_len] = '\0';
@@ -369,7 +378,6 @@ static void revocations_reload(plugin_t *plugin)
     }
     len = fread(text, 1, (size_t)status.st_size, file);
     fclose(file);
-    text[len] = '\0';
     if (parse_revocations(plugin, text, len)) {
         plugin->revocation_stamp_valid = true;
         plugin->revocation_mtime = status.st_mtim;
@@ -391,16 +399,13 @@ static void revocations_maybe_reload(plugin_t *plugin)
 
 /* ---- replay table: open addressing, fixed size, expired slots reused ---- */
 
-static uint64_t replay_hash(const plugin_t *plugin, const char *id, size_t id_len,
-                            const uint8_t nonce[TEDDY_TOKEN_NONCE_SIZE])
+/* Keyed by the device id alone (seeded): all of a device's entries share one probe sequence, so a
+ * probe sees every live entry of the device and can count them. */
+static uint64_t replay_hash(const plugin_t *plugin, const char *id, size_t id_len)
 {
     uint64_t hash = 0xcbf29ce484222325ULL ^ plugin->replay_seed;
     for (size_t i = 0; i < id_len; i++) {
         hash = (hash ^ (uint8_t)id[i]) * 0x100000001b3ULL;
-    }
-    hash = (hash ^ 0xff) * 0x100000001b3ULL;
-    for (size_t i = 0; i < TEDDY_TOKEN_NONCE_SIZE; i++) {
-        hash = (hash ^ nonce[i]) * 0x100000001b3ULL;
     }
     hash ^= hash >> 29;
     hash *= 0xbf58476d1ce4e5b9ULL;
@@ -408,21 +413,25 @@ static uint64_t replay_hash(const plugin_t *plugin, const char *id, size_t id_le
     return hash;
 }
 
-typedef enum { CLAIM_FRESH, CLAIM_REPLAY, CLAIM_FULL } claim_t;
+typedef enum { CLAIM_FRESH, CLAIM_REPLAY, CLAIM_TOO_MANY, CLAIM_FULL } claim_t;
 
 /*
- * Remembers (id, nonce) until now + ttl. A slot is free when never used or expired; a key sits
- * at most REPLAY_MAX_PROBE slots after its hash, and a never-used slot ends every probe (slots
- * never return to never-used, so no live key lies beyond one).
+ * Remembers (id, nonce) until now + ttl. A slot is free when never used or expired; an entry sits
+ * at most REPLAY_MAX_PROBE slots after the hash of its id, and a never-used slot ends every probe
+ * (slots never return to never-used, so no live entry lies beyond one). The probe therefore
+ * passes every live entry of `id`: with REPLAY_MAX_PER_DEVICE of them the login is refused
+ * (CLAIM_TOO_MANY) without taking a slot, before the table can count as full. At most
+ * REPLAY_MAX_PROBE slots are read per login, whatever the table size.
  */
 static claim_t replay_claim(plugin_t *plugin, const char *id, size_t id_len,
                             const uint8_t nonce[TEDDY_TOKEN_NONCE_SIZE], int64_t now_s,
                             int64_t ttl_s)
 {
-    size_t start = (size_t)replay_hash(plugin, id, id_len, nonce);
+    size_t start = (size_t)replay_hash(plugin, id, id_len);
     size_t probes = plugin->replay_mask + 1 < REPLAY_MAX_PROBE ? plugin->replay_mask + 1
                                                                : REPLAY_MAX_PROBE;
     replay_entry_t *free_slot = NULL;
+    size_t live_of_id = 0;
     for (size_t i = 0; i < probes; i++) {
         replay_entry_t *slot = &plugin->replay[(start + i) & plugin->replay_mask];
         if (slot->expires_s == 0) {
@@ -437,10 +446,15 @@ static claim_t replay_claim(plugin_t *plugin, const char *id, size_t id_len,
             }
             continue;
         }
-        if (slot->id_len == id_len && memcmp(slot->id, id, id_len) == 0 &&
-            memcmp(slot->nonce, nonce, TEDDY_TOKEN_NONCE_SIZE) == 0) {
-            return CLAIM_REPLAY;
+        if (slot->id_len == id_len && memcmp(slot->id, id, id_len) == 0) {
+            if (memcmp(slot->nonce, nonce, TEDDY_TOKEN_NONCE_SIZE) == 0) {
+                return CLAIM_REPLAY;
+            }
+            live_of_id++;
         }
+    }
+    if (live_of_id >= REPLAY_MAX_PER_DEVICE) {
+        return CLAIM_TOO_MANY;
     }
     if (free_slot == NULL) {
         return CLAIM_FULL;
@@ -467,14 +481,31 @@ static uint64_t random_seed(void)
 
 /* ---- logins ---- */
 
+/* A service's client id: only [a-z0-9:_-] (so never '+', '#' or '/'), as broker/auth.py. */
+static bool service_client_id_valid(const char *client_id)
+{
+    for (size_t i = 0; client_id[i] != '\0'; i++) {
+        char c = client_id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == ':' || c == '_' ||
+              c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static int login_service(plugin_t *plugin, const char *client_id, const char *username,
-                         const char *password)
+                         const char *password, size_t password_len)
 {
     size_t username_len = strlen(username);
     teddy_err_t err = teddy_service_verify(plugin->connect_root, username, username_len, password,
-                                           strlen(password));
+                                           password_len);
     if (err != TEDDY_OK) {
         return refuse(teddy_err_reason(err), "service login", client_id, username);
+    }
+    if (!service_client_id_valid(client_id)) {
+        return refuse("malformed", "a service's client id must be of a-z, 0-9, ':', '_', '-'",
+                      client_id, username);
     }
     if (strcmp(client_id, username) != 0 &&
         !(strncmp(client_id, username, username_len) == 0 && client_id[username_len] == '-')) {
@@ -485,14 +516,14 @@ static int login_service(plugin_t *plugin, const char *client_id, const char *us
 }
 
 static int login_device(plugin_t *plugin, const char *client_id, const char *username,
-                        const char *password)
+                        const char *password, size_t password_len)
 {
     teddy_token_t token;
     time_t wall = time(NULL);
     size_t username_len = strlen(username);
     teddy_err_t err = teddy_token_verify_with_root(
         plugin->connect_root, username, username_len, client_id, strlen(client_id), password,
-        strlen(password), wall > 0 ? (uint64_t)wall : 0, &token);
+        password_len, wall > 0 ? (uint64_t)wall : 0, &token);
     if (err != TEDDY_OK) {
         return refuse(teddy_err_reason(err), "connect token", client_id, username);
     }
@@ -502,6 +533,8 @@ static int login_device(plugin_t *plugin, const char *client_id, const char *use
         break;
     case CLAIM_REPLAY:
         return refuse("replay", "token already used", client_id, username);
+    case CLAIM_TOO_MANY:
+        return refuse("replay", "too many logins", client_id, username);
     case CLAIM_FULL:
     default:
         return refuse("replay", "replay cache full", client_id, username);
@@ -519,6 +552,18 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     const char *client_id = mosquitto_client_id(auth->client);
     const char *username = auth->username;
     const char *password = auth->password != NULL ? auth->password : "";
+    /*
+     * The MQTT password is binary with an explicit length, but Mosquitto 2.0 drops that length
+     * (checked for 2.0.11: handle_connect.c reads the field with packet__read_binary into a
+     * buffer of length + 1 with a NUL appended, keeps only the pointer in context->password,
+     * and struct mosquitto_evt_basic_auth has just `char *password`; no mosquitto_client_* call
+     * returns a length, and the buffer's size is unknown, so nothing past the first NUL may be
+     * read). strlen is therefore all there is: "<valid token>\0junk" arrives as the valid token
+     * and is accepted. It cannot be refused here, but it needs the valid token itself (and spends
+     * its nonce), so it grants nothing the token alone does not. Every check below takes
+     * password_len, so a Mosquitto that passes the real length needs only this line changed.
+     */
+    size_t password_len = strlen(password);
     (void)event;
 
     revocations_maybe_reload(plugin);
@@ -536,9 +581,9 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
                       username);
     }
     if (teddy_username_is_service(username, strlen(username))) {
-        return login_service(plugin, client_id, username, password);
+        return login_service(plugin, client_id, username, password, password_len);
     }
-    return login_device(plugin, client_id, username, password);
+    return login_device(plugin, client_id, username, password, password_len);
 }
 
 /* ---- topic rules: broker/acl.py ---- */

@@ -14,6 +14,7 @@ from tests.broker.clients import (
     PahoClient,
     cli_login,
     mosquitto_clients_available,
+    paho_clients,
     run_cli,
 )
 
@@ -163,3 +164,32 @@ async def test_two_hubs_on_a_shared_subscription_split_the_uplinks(
                 received[index].append(message.payload)
     assert all(received), f"each replica got a share: {list(map(len, received))}"
     assert sorted(received[0] + received[1]) == sorted(sent), "every uplink exactly once"
+
+
+async def test_a_toys_will_cannot_reach_another_toy(
+    broker: BrokerUnderTest, clients: Clients
+) -> None:
+    """A will is a publish too: one aimed at another toy's downlink never arrives."""
+    toy_b = await clients.toy("toy-b")
+    assert await toy_b.subscribe(broker.downlinks("toy-b")) == 1
+    toy_a = clients.new(
+        "toy-a", username="toy-a", password=broker.device_password("toy-a"), keepalive=60
+    )
+    toy_a.client.will_set(broker.downlink("toy-b"), b"planted", qos=1, retain=True)
+    if await toy_a.connect():  # Mosquitto checks the will when it sends it, amqtt at CONNECT
+        toy_a.client._sock_close()  # drop the connection without DISCONNECT: the will fires
+    assert await toy_b.received_nothing() == []
+    late = await clients.toy("toy-c")
+    assert await late.subscribe(f"{broker.topic_root}/v1/+/down/+") in (0, 1, SUBACK_FAILURE)
+    assert await late.received_nothing() == [], "nothing was retained for anyone either"
+
+
+async def test_the_embedded_broker_keeps_no_retained_message(embedded: BrokerUnderTest) -> None:
+    """amqtt would replay retained messages past the ACL, so it keeps none (frames are never
+    retained)."""
+    async with paho_clients(embedded) as clients:
+        toy = await clients.toy("toy-a")
+        toy.client.publish(embedded.uplink("toy-a"), b"retained?", qos=1, retain=True)
+        hub = await clients.hub()
+        await toy.publish(embedded.uplink("toy-a"), b"marker")
+        assert (await hub.receive()).payload == b"marker", "nothing replayed before the marker"

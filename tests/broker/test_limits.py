@@ -96,3 +96,13 @@ async def test_an_away_toys_queue_is_bounded(
     kept += [message.payload for message in await back.received_nothing()]
     assert QUEUED <= len(kept) <= QUEUED + INFLIGHT, f"{len(kept)} of {len(sent)} kept"
     assert kept == sent[: len(kept)], "the oldest are kept, in order"
+
+
+async def test_a_revoked_toy_already_connected_is_disconnected(
+    broker: BrokerUnderTest, clients: Clients
+) -> None:
+    revoked = await clients.toy("toy-gone")
+    other = await clients.toy("toy-stays")
+    await broker.revoke("toy-gone")
+    assert await revoked.wait_disconnected(6.0), "the revoked toy was cut off"
+    assert other.is_connected

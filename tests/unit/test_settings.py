@@ -144,3 +144,31 @@ def test_bad_topic_root_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEDDY_TOPIC_ROOT", "a/b")
     with pytest.raises(ValueError, match="topic root"):
         Settings()
+
+
+def test_a_production_broker_needs_only_the_connect_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TEDDY_ENV", "production")
+    monkeypatch.setenv("TEDDY_BROKER_CONNECT_ROOT", "ab" * 32)
+    monkeypatch.setenv("TEDDY_TLS_CERT_FILE", str(tmp_path / "server.pem"))
+    monkeypatch.setenv("TEDDY_TLS_KEY_FILE", str(tmp_path / "server-key.pem"))
+    settings = load_settings(role="broker")
+    assert settings.connect_root() == bytes.fromhex("ab" * 32)
+    assert settings.esp32_shared_secret is None
+
+
+def test_a_production_broker_refuses_the_fleet_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEDDY_ENV", "production")
+    monkeypatch.setenv("TEDDY_BROKER_CONNECT_ROOT", "ab" * 32)
+    monkeypatch.setenv("ESP32_SHARED_SECRET", STRONG)
+    with pytest.raises(ConfigError, match="ESP32_SHARED_SECRET must not be given to a broker"):
+        load_settings(role="broker")
+
+
+def test_a_production_broker_without_a_connect_root_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TEDDY_ENV", "production")
+    with pytest.raises(ConfigError, match="TEDDY_BROKER_CONNECT_ROOT"):
+        load_settings(role="broker")
