@@ -187,3 +187,61 @@ async def test_a_full_replay_table_refuses_rather_than_grows(tmp_path: Path) -> 
         password = broker.device_password("toy-3")
         assert await refusal(broker, "toy-3", "toy-3", password) == NOT_AUTHORIZED
     assert 'detail="replay cache full"' in log_of(tmp_path)
+
+
+REPLAY_MAX_PER_DEVICE = 32  # live replay entries (logins in the last 360 s) one device may hold
+
+
+async def test_one_device_at_its_login_limit_does_not_lock_out_the_others(
+    tmp_path: Path,
+) -> None:
+    # 64 slots: without the per-device rule (or if a refusal took a slot) toy-1 alone would
+    # fill the table and toy-2 would be refused with "replay cache full".
+    async with mosquitto_broker(tmp_path, replay_capacity=64) as broker:
+        for _ in range(REPLAY_MAX_PER_DEVICE):
+            async with mqtt_client(broker, "toy-1", "toy-1", broker.device_password("toy-1")):
+                pass
+        for _ in range(REPLAY_MAX_PER_DEVICE + 1):
+            password = broker.device_password("toy-1")
+            assert await refusal(broker, "toy-1", "toy-1", password) == NOT_AUTHORIZED
+        for device_id in ("toy-2", "toy-3"):
+            async with mqtt_client(broker, device_id, device_id, broker.device_password(device_id)):
+                pass
+
+    log = log_of(tmp_path)
+    assert log.count('reason=replay detail="too many logins"') == REPLAY_MAX_PER_DEVICE + 1
+    refused = [line for line in log.splitlines() if "login refused" in line]
+    assert not [line for line in refused if "toy-2" in line or "toy-3" in line]
+    assert "replay cache full" not in log
+
+
+async def test_a_nul_byte_in_the_revocation_file_does_not_hide_the_ids_after_it(
+    tmp_path: Path,
+) -> None:
+    revocation_file = tmp_path / "mosquitto" / "revoked-devices.txt"
+    revocation_file.parent.mkdir(parents=True)
+    # Each line holding a NUL is not a device id; the file goes on after it.
+    revocation_file.write_bytes(b"# revoked device ids\ntoy-1\x00junk\ntoy-\x002\n\x00\n  toy-9 \n")
+    async with mosquitto_broker(tmp_path) as broker:
+        assert broker.revocation_file == revocation_file
+        password = broker.device_password("toy-9")
+        assert await refusal(broker, "toy-9", "toy-9", password) == NOT_AUTHORIZED
+        async with mqtt_client(broker, "toy-1", "toy-1", broker.device_password("toy-1")):
+            pass
+
+    log = log_of(tmp_path)
+    assert "revocation list loaded: 1 revoked, 3 lines skipped" in log
+    assert "reason=revoked " in log
+
+
+async def test_a_service_client_id_outside_its_alphabet_is_refused(tmp_path: Path) -> None:
+    async with mosquitto_broker(tmp_path) as broker:
+        hub_password = broker.service_password("hub")
+        for client_id in ("svc:hub-Hub", "svc:hub-a.b", "svc:hub- ", "svc:hub-\u00e9"):
+            assert await refusal(broker, client_id, "svc:hub", hub_password) == NOT_AUTHORIZED
+        async with mqtt_client(broker, "svc:hub-a_1:2", "svc:hub", hub_password):
+            pass
+
+    refused = [line for line in log_of(tmp_path).splitlines() if "login refused" in line]
+    assert len(refused) == 4
+    assert all("reason=malformed " in line for line in refused)
