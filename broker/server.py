@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import weakref
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -45,6 +46,7 @@ CONNECT_TIMEOUT_S = 10.0
 MAX_IDLE_S = 600
 TAKEOVER_TIMEOUT_S = 5.0
 _PREAUTHENTICATED = "teddy_preauthenticated"
+_LOGIN_LOCK = "teddy_login_lock"
 _HEADER, _LENGTH, _BODY = 0, 1, 2
 
 
@@ -199,6 +201,9 @@ class TeddyBroker(Broker):
         self._topic_root = topic_root
         self._revocations = FileRevocations(revocation_file) if revocation_file else None
         self._revocation_task: asyncio.Task[None] | None = None
+        self._login_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self.registry = registry or CollectorRegistry()
         self.teddy_metrics = BrokerMetrics(self.registry)
         self._max_packet_size = max_packet_size
@@ -255,13 +260,19 @@ class TeddyBroker(Broker):
                 log.debug("connect_failed", address=address, error=type(error).__name__)
                 await _close_quietly(writer)
                 return
-            try:
-                await self._handle_client_session(
+            session_task = asyncio.create_task(
+                self._handle_client_session(
                     limited, writer, session, handler, server, listener_name
                 )
+            )
+            await self._release_login_lock(session, session_task)
+            try:
+                await session_task
             except (AMQTTError, MQTTError, NoDataError) as error:
                 log.info(
-                    "client_session_ended", client_id=session.client_id, error=type(error).__name__
+                    "client_session_ended",
+                    client_id=session.client_id,
+                    error=type(error).__name__,
                 )
         finally:
             server.release_connection()
@@ -288,6 +299,23 @@ class TeddyBroker(Broker):
             await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
             await _close_quietly(writer)
             raise MQTTError("will topic not allowed")
+        client_id = incoming.client_id
+        # One login per client id at a time, from here until the session is registered
+        # (released by _release_login_lock): two valid logins racing for one id would
+        # otherwise both pass the take-over and both stay connected.
+        lock = self._login_locks.setdefault(client_id or "", asyncio.Lock())
+        await lock.acquire()
+        setattr(incoming, _LOGIN_LOCK, lock)
+        try:
+            return await self._settle_session(handler, incoming)
+        except BaseException:
+            lock.release()
+            raise
+
+    async def _settle_session(
+        self, handler: BrokerProtocolHandler, incoming: Session
+    ) -> tuple[BrokerProtocolHandler, Session]:
+        """Reuse, replace or create the session of an authenticated login."""
         client_id = incoming.client_id
         existing = self._sessions.get(client_id) if client_id else None
         if incoming.clean_session:
@@ -326,6 +354,24 @@ class TeddyBroker(Broker):
         session.keep_alive = min(session.keep_alive, MAX_IDLE_S)
         setattr(session, _PREAUTHENTICATED, True)
         return handler, session
+
+    async def _release_login_lock(self, session: Session, session_task: asyncio.Task[None]) -> None:
+        """Release the client id once amqtt has registered this connection's session."""
+        lock = getattr(session, _LOGIN_LOCK, None)
+        if lock is None:
+            return
+        try:
+            async with asyncio.timeout(TAKEOVER_TIMEOUT_S):
+                while not session_task.done():  # amqtt registers the session with no event
+                    registered = self._sessions.get(session.client_id)
+                    if registered is not None and registered[0] is session:
+                        break
+                    await asyncio.sleep(0)
+        except TimeoutError:
+            log.warning("session_registration_slow", client_id=session.client_id)
+        finally:
+            setattr(session, _LOGIN_LOCK, None)
+            lock.release()
 
     async def _close_previous_connection(
         self, session: Session, handler: BrokerProtocolHandler

@@ -3,6 +3,8 @@ newer authenticated login of the same toy."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.broker.brokers import BrokerUnderTest
@@ -52,3 +54,31 @@ async def test_second_valid_login_takes_over(
     assert (await second.receive()).payload == b"to the newest"
     assert second.is_connected
     assert first.messages.empty()
+
+
+async def test_simultaneous_logins_leave_one_live_connection(
+    broker: BrokerUnderTest, clients: Clients
+) -> None:
+    """Valid logins racing for one id never leave two live connections for it.
+
+    Mosquitto keeps exactly the newest and serves it. The embedded broker serialises such
+    logins, but amqtt's take-over can still close the survivor as well (README: what the
+    embedded broker lacks); the toy then simply reconnects.
+    """
+    hub = await clients.hub()
+    racers = [
+        clients.new("toy-a", username="toy-a", password=broker.device_password("toy-a"))
+        for _ in range(4)
+    ]
+    accepted = await asyncio.gather(*(racer.connect() for racer in racers))
+    assert any(accepted)  # a racer replaced before its CONNACK arrived may see none at all
+    await asyncio.sleep(1.0)  # let every take-over finish before counting survivors
+    alive = [racer for racer in racers if racer.is_connected]
+    assert len(alive) <= 1, f"{len(alive)} connections for one device id"
+    if broker.name == "embedded":
+        return
+    assert len(alive) == 1
+    survivor = alive[0]
+    assert await survivor.subscribe(broker.downlinks("toy-a")) == 1
+    await hub.publish(broker.downlink("toy-a"), b"to the one")
+    assert (await survivor.receive()).payload == b"to the one"
