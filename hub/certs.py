@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 CA_VALIDITY = dt.timedelta(days=3650)
 SERVER_VALIDITY = dt.timedelta(days=825)
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
+RENEW_BEFORE = dt.timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def ensure_dev_certificates(
 ) -> CertificatePaths:
     """Create the CA and a server certificate for ``names`` unless they exist (or ``force``)."""
     paths = CertificatePaths.in_dir(directory)
-    if paths.exist() and not force:
+    if paths.exist() and not force and _still_good(paths.server_cert, names):
         return paths
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
@@ -116,6 +118,28 @@ def ensure_dev_certificates(
     return paths
 
 
+def _still_good(server_cert: Path, names: tuple[str, ...]) -> bool:
+    """True while the certificate names every requested name and has a month left."""
+    try:
+        certificate = x509.load_pem_x509_certificate(server_cert.read_bytes())
+        alternative = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except (ValueError, x509.ExtensionNotFound, OSError):
+        return False
+    named = {str(value) for value in alternative.value.get_values_for_type(x509.DNSName)}
+    named |= {str(value) for value in alternative.value.get_values_for_type(x509.IPAddress)}
+    wanted = {str(ipaddress.ip_address(n)) if _is_address(n) else n for n in names}
+    remaining = certificate.not_valid_after_utc - dt.datetime.now(dt.UTC)
+    return wanted <= named and remaining > RENEW_BEFORE
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _general_name(name: str) -> x509.GeneralName:
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
@@ -132,9 +156,10 @@ def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _write(path: Path, data: bytes, *, private: bool = False) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    # A fresh, unpredictable name opened exclusively: nothing planted there is written through.
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
     descriptor = os.open(
-        temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644
+        temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644
     )
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
