@@ -68,6 +68,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "TEDDY_DATABASE_URL"),
         repr=False,
     )
+    db_pool_size: int = Field(default=20, ge=1)
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "TEDDY_REDIS_URL"), repr=False
     )

@@ -1,0 +1,1 @@
+"""Storage: the tables (``models``), engines and sessions (``engine``), migrations (``migrate``)."""
