@@ -12,7 +12,10 @@ a task boundary can tell "ours, with a stable code" from "a bug"::
     ├── ConnectRefused           a broker login refused; ``reason`` is a ConnectRejectReason
     ├── BrokerUnavailable        (hub.downlink) no broker connection to publish a downlink on
     ├── StartupError             (hub.supervisor) a part of ``teddyhub up`` did not start
-    └── PacketTooLarge           (broker.server) a client announced an oversized packet
+    ├── PacketTooLarge           (broker.server) a client announced an oversized packet
+    ├── ApiError                 (api.errors) an HTTP answer with a status and a stable code
+    ├── WeakPasswordError        (api.security) a password under the strength rule
+    └── InvalidTokenError        (api.tokens) an access token that must not be honoured
 
 API, broker and pipeline errors subclass these in their own packages; there is no second root.
 """

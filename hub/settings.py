@@ -69,6 +69,16 @@ class Settings(BaseSettings):
         repr=False,
     )
     db_pool_size: int = Field(default=20, ge=1)
+    # The browser origins the parent app is served from. TEDDY_CORS_ORIGINS is a JSON list,
+    # e.g. ["https://aiteddybear.com","https://www.aiteddybear.com"] (see .env.example); "*"
+    # is refused at startup because the API allows credentials.
+    cors_origins: list[str] = []
+    # Per client IP (and per account where a route asks), for register, login, refresh, claim
+    # and pairing codes; one limit in the `limits` notation ("60/minute", "10/second").
+    rate_limit: str = "60/minute"
+    # Read the client address from X-Forwarded-For (its last hop) only behind a proxy that
+    # sets it; otherwise any client could pick its own rate-limit bucket.
+    trust_proxy_headers: bool = False
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "TEDDY_REDIS_URL"), repr=False
     )

@@ -1,0 +1,45 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from api.app import create_app
+from hub.settings import Settings
+from tests.api.conftest import serve
+from tests.services import free_port
+
+
+async def test_health_answers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.json() == {"status": "ok"}
+
+
+async def test_ready_with_sqlite_and_a_broker(client: httpx.AsyncClient) -> None:
+    response = await client.get("/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {"database": True, "broker": True}}
+
+
+async def test_not_ready_when_postgresql_is_unreachable(
+    make_settings: Callable[..., Settings],
+) -> None:
+    url = f"postgresql://teddy:unused@127.0.0.1:{free_port()}/teddy"
+    async with serve(create_app(make_settings(database_url=url))) as client:
+        response = await client.get("/ready")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["checks"] == {"database": False, "broker": True}
+    assert body["code"] == "not_ready"
+
+
+async def test_not_ready_when_the_broker_is_unreachable(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with serve(create_app(make_settings(mqtt_port=free_port()))) as client:
+        response = await client.get("/ready")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": True, "broker": False}
