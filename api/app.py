@@ -25,7 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.middleware import MetricsMiddleware, SecurityHeadersMiddleware
 from api.problems import UnexpectedErrorMiddleware, install_problem_handlers, problem_response
 from api.ratelimit import REDIS_TIMEOUT_S, RateLimiter, parse_limit
-from hub.db.engine import create_engine_for, session_factory
+from api.routes import auth
+from hub.db.engine import create_engine_for, database_url, is_sqlite, session_factory
+from hub.db.migrate import upgrade
 from hub.errors import ConfigError
 from hub.settings import Settings, load_settings
 
@@ -83,6 +85,10 @@ def check_cors(settings: Settings) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = create_engine_for(settings)
+    url = database_url(settings)
+    if not settings.is_production and is_sqlite(url):
+        # The embedded database migrates itself; production runs `teddyhub db upgrade`.
+        await upgrade(url)
     pool = (
         aioredis.ConnectionPool.from_url(
             settings.redis_url,
@@ -142,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_paths=DOCS_PATHS if docs else (),
     )
     app.add_middleware(MetricsMiddleware, registry=registry)
+
+    app.include_router(auth.router)
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

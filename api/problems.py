@@ -18,7 +18,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth_errors import BEARER_CHALLENGE
 from api.errors import ApiError
+from api.security import WeakPasswordError
+from api.tokens import InvalidTokenError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:teddyhub:problem:"
@@ -79,11 +82,38 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _weak_password(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, WeakPasswordError)  # noqa: S101 - registered for this type only
+    return problem_response(
+        request.url.path,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        detail=str(exc),
+        code=exc.code,
+        problems=[problem.value for problem in exc.problems],
+    )
+
+
+async def _invalid_token(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidTokenError)  # noqa: S101 - registered for this type only
+    # The reason (expired, bad signature...) is for logs and metrics; the client learns only
+    # that the token must be replaced.
+    logger.info("access token refused", extra={"reason": exc.reason.value})
+    return problem_response(
+        request.url.path,
+        HTTPStatus.UNAUTHORIZED,
+        detail="the access token is not valid",
+        code=exc.code,
+        headers=BEARER_CHALLENGE,
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer HTTP, validation and domain errors as problem details."""
     app.add_exception_handler(HTTPException, _http_exception)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(WeakPasswordError, _weak_password)
+    app.add_exception_handler(InvalidTokenError, _invalid_token)
 
 
 class UnexpectedErrorMiddleware:

@@ -33,6 +33,21 @@ devices_app = typer.Typer(help="Revoke and restore devices.", no_args_is_help=Tr
 app.add_typer(devices_app, name="devices")
 keys_app = typer.Typer(help="Keys derived from the fleet secret.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="The revision to reach.")] = "head",
+) -> None:
+    """Migrate the configured database (DATABASE_URL, else the embedded SQLite file)."""
+    from hub.db.engine import database_url
+    from hub.db.migrate import upgrade
+
+    settings = _settings()
+    asyncio.run(upgrade(database_url(settings), revision))
+    typer.echo(f"database migrated to {revision}")
 
 
 @keys_app.command("connect-root")

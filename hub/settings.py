@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # Read the client address from X-Forwarded-For (its last hop) only behind a proxy that
     # sets it; otherwise any client could pick its own rate-limit bucket.
     trust_proxy_headers: bool = False
+    jwt_issuer: str = "teddyhub"
+    jwt_audience: str = "teddyhub-app"
+    access_token_minutes: int = Field(default=15, ge=1)
+    refresh_token_days: int = Field(default=30, ge=1)
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "TEDDY_REDIS_URL"), repr=False
     )

@@ -109,6 +109,7 @@ class AuditAction(StrEnum):
     DELETION = "deletion"
     ADMIN_REVOKE = "admin_revoke"
     PASSWORD_CHANGE = "password_change"  # noqa: S105 - an action name, not a secret
+    REFRESH_REUSE = "refresh_reuse"
 
 
 class Base(DeclarativeBase):
