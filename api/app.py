@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.middleware import MetricsMiddleware, SecurityHeadersMiddleware
 from api.problems import UnexpectedErrorMiddleware, install_problem_handlers, problem_response
 from api.ratelimit import REDIS_TIMEOUT_S, RateLimiter, parse_limit
-from api.routes import auth, children
+from api.routes import auth, children, pairing
 from hub.db.engine import create_engine_for, database_url, is_sqlite, session_factory
 from hub.db.migrate import upgrade
 from hub.errors import ConfigError
@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(auth.router)
     app.include_router(children.router)
+    app.include_router(pairing.router)
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

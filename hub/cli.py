@@ -206,6 +206,40 @@ def toy_ping(
     typer.echo(f"pong for {device_id}: verified, round trip {rtt_ms:.1f} ms")
 
 
+@toy_app.command("claim-proof")
+def toy_claim_proof(
+    account: Annotated[str, typer.Option(help="The claiming parent's account id (UUID).")],
+    device_id: Annotated[str, typer.Option(help="The simulated toy's device id.")] = "toy-0001",
+) -> None:
+    """Print the toy's claim proof for a parent's account (JSON, for POST /api/v1/pair/claim).
+
+    Development: the frame key is derived from this machine's fleet secret.
+    """
+    import json
+    import secrets
+    import time
+    import uuid
+
+    from hub.protocol.claims import CLAIM_NONCE_SIZE, make_claim_proof
+
+    settings = _settings()
+    _require_device_id(device_id)
+    try:
+        account_id = uuid.UUID(account)
+    except ValueError as error:
+        typer.echo(f"teddyhub: --account must be a UUID, not {account!r}", err=True)
+        raise typer.Exit(2) from error
+    frame_key = derive_device_key(settings.fleet_secret(), device_id)
+    proof = make_claim_proof(
+        frame_key,
+        device_id,
+        account_id,
+        int(time.time()),
+        secrets.token_bytes(CLAIM_NONCE_SIZE),
+    )
+    typer.echo(json.dumps(proof))
+
+
 def main() -> None:
     """Entry point of the ``teddyhub`` script."""
     sys.exit(app())
