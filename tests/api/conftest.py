@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 
 from api.app import create_app
@@ -68,3 +69,24 @@ async def client(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app built on ``api_settings``."""
     async with serve(create_app(api_settings)) as test_client:
         yield test_client
+
+
+# Argon2id at its production cost takes ~0.2 s a hash; route tests are not about its cost.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture
+async def app_and_client(
+    api_settings: Settings,
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app with a cheap password hasher, served in-process, and a client of it."""
+    app = create_app(api_settings)
+    app.state.password_hasher = CHEAP_HASHER
+    async with serve(app) as test_client:
+        yield app, test_client
+
+
+@pytest.fixture
+def app(app_and_client: tuple[FastAPI, httpx.AsyncClient]) -> FastAPI:
+    """The app of ``app_and_client``."""
+    return app_and_client[0]

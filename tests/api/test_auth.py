@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -22,11 +21,10 @@ from api.app import create_app
 from api.tokens import issue_access_token
 from hub.db.models import AuditEntry, ParentRole
 from hub.settings import Settings
-from tests.api.conftest import serve
+from tests.api.conftest import CHEAP_HASHER, serve
 
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a brand new and long passphrase"
-CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 AUTH = "/api/v1/auth"
 
 

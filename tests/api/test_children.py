@@ -4,23 +4,17 @@ password again, and the other-parent matrix (another parent's id answers like a 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from api.app import create_app
 from hub.db.models import AuditEntry, Device
-from hub.settings import Settings
-from tests.api.conftest import serve
 
 PASSWORD = "correct horse battery staple"
-CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 AUTH = "/api/v1/auth"
 CHILDREN = "/api/v1/children"
 CONSENT = {
@@ -40,21 +34,6 @@ def new_child(**changes: Any) -> dict[str, Any]:
     }
     body.update(changes)
     return body
-
-
-@pytest.fixture
-async def app_and_client(
-    api_settings: Settings,
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(api_settings)
-    app.state.password_hasher = CHEAP_HASHER
-    async with serve(app) as test_client:
-        yield app, test_client
-
-
-@pytest.fixture
-def app(app_and_client: tuple[FastAPI, httpx.AsyncClient]) -> FastAPI:
-    return app_and_client[0]
 
 
 @pytest.fixture

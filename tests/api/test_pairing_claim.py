@@ -10,14 +10,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -27,11 +25,10 @@ from hub.protocol.claims import CLAIM_WINDOW_S, make_claim_proof
 from hub.protocol.keys import derive_device_key
 from hub.revocation import write_revocation_file
 from hub.settings import Settings
-from tests.api.conftest import serve
+from tests.api.conftest import CHEAP_HASHER, serve
 from tests.conftest import TEST_FLEET_SECRET
 
 PASSWORD = "correct horse battery staple"
-CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 AUTH = "/api/v1/auth"
 CLAIM = "/api/v1/pair/claim"
 DEVICE = "toy-0001"
@@ -44,21 +41,6 @@ class Account:
     def __init__(self, headers: dict[str, str], account_id: uuid.UUID) -> None:
         self.headers = headers
         self.id = account_id
-
-
-@pytest.fixture
-async def app_and_client(
-    api_settings: Settings,
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(api_settings)
-    app.state.password_hasher = CHEAP_HASHER
-    async with serve(app) as test_client:
-        yield app, test_client
-
-
-@pytest.fixture
-def app(app_and_client: tuple[FastAPI, httpx.AsyncClient]) -> FastAPI:
-    return app_and_client[0]
 
 
 @pytest.fixture
