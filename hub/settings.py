@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # Read the client address from X-Forwarded-For (its last hop) only behind a proxy that
     # sets it; otherwise any client could pick its own rate-limit bucket.
     trust_proxy_headers: bool = False
+    # Wrong pairing codes one account may post per window before it must wait: the code space
+    # is small (six digits), so guessing is limited far below the general rate limit.
+    pair_code_guess_limit: str = "10/hour"
+    pair_code_ttl_s: int = Field(default=600, ge=60, le=3600)
     jwt_issuer: str = "teddyhub"
     jwt_audience: str = "teddyhub-app"
     access_token_minutes: int = Field(default=15, ge=1)
@@ -142,6 +146,13 @@ class Settings(BaseSettings):
     nonce_memory_capacity: int = Field(default=1_000_000, ge=1_000)
     redis_key_prefix: str = "teddy:"
 
+    # What GET /api/v1/esp32/config tells toys. Broker URLs default to the TLS listener on
+    # TEDDY_MQTT_HOST; set them to the public names toys resolve (JSON list of mqtts:// URLs).
+    device_broker_urls: list[str] = []
+    firmware_version: str | None = None
+    firmware_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    firmware_url: str | None = None
+
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
 
@@ -179,6 +190,12 @@ class Settings(BaseSettings):
     def revoked_devices_file(self) -> Path:
         """The revocation list brokers and hubs read (one device id a line)."""
         return self.revocation_file or self.data_dir / "revoked-devices.txt"
+
+    def toy_broker_urls(self) -> list[str]:
+        """The broker URLs toys are told to use (TLS only in production)."""
+        if self.device_broker_urls:
+            return list(self.device_broker_urls)
+        return [f"mqtts://{self.mqtt_host}:{self.mqtts_port}"]
 
     def broker_listeners(self) -> list[tuple[int, str]]:
         """The embedded broker's ports, each with the setting that moves it (plain: dev only)."""

@@ -12,7 +12,10 @@ from pydantic import SecretStr
 
 from hub.mqtt import BrokerAddress
 from hub.settings import Settings
+from tests.postgres import postgres_service, postgres_url
 from tests.services import Endpoint, mosquitto_endpoint, redis_endpoint
+
+__all__ = ["postgres_service", "postgres_url"]  # fixtures every layer may ask for
 
 TEST_FLEET_SECRET = "test-fleet-secret-0123456789-abcdefghijklmnop"
 

@@ -21,15 +21,13 @@ Success creates or updates the device row, audits ``claim`` and answers the devi
 
 from __future__ import annotations
 
-import secrets
 import time
 import uuid
 from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated, Final
 
-import redis.asyncio as aioredis
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -37,10 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import CurrentParent, SessionDep, SettingsDep
 from api.errors import ApiError, Conflict, NotFound
+from api.nonces import NonceStoreDep, spend_nonce
 from api.ratelimit import AccountLimit, rate_limited
 from hub.db.models import AuditAction, AuditEntry, Child, Device, Parent
-from hub.errors import NonceStoreUnavailable
-from hub.nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from hub.protocol.claims import (
     CLAIM_FIELDS,
     CLAIM_REPLAY_TTL_S,
@@ -54,7 +51,6 @@ from hub.revocation import FileRevocations
 router = APIRouter(prefix="/api/v1/pair", tags=["pairing"])
 
 SUBJECT_TYPE: Final = "device"
-MEMORY_NONCE_CAPACITY: Final = 100_000
 
 
 class ClaimMalformed(ApiError):
@@ -104,13 +100,6 @@ class DeviceClaimed(Conflict):
     code = "device_claimed"
 
 
-class NonceStoreDown(ApiError):
-    """The nonce store cannot answer; claims fail closed."""
-
-    status = HTTPStatus.SERVICE_UNAVAILABLE
-    code = "nonce_store_unavailable"
-
-
 _REJECTIONS: Final[dict[ClaimRejectReason, type[ApiError]]] = {
     ClaimRejectReason.MALFORMED: ClaimMalformed,
     ClaimRejectReason.BAD_SIGNATURE: ClaimBadSignature,
@@ -143,31 +132,6 @@ class ClaimedDevice(BaseModel):
 
 
 ClaimLimit = Annotated[AccountLimit, Depends(rate_limited("claim", per_account=True))]
-
-
-def claim_nonce_store(request: Request) -> NonceStore:
-    """The app's claim nonce store: Redis on the app's pool when configured, else memory.
-
-    Made on first use and kept on ``app.state``; a Redis store is remade when the lifespan
-    opened a new pool (the pool stays the lifespan's to close).
-    """
-    state = request.app.state
-    pool: aioredis.ConnectionPool | None = getattr(state, "redis_pool", None)
-    store: NonceStore | None = getattr(state, "claim_nonces", None)
-    if store is None or getattr(state, "claim_nonces_pool", None) is not pool:
-        if pool is None:
-            store = MemoryNonceStore(capacity=MEMORY_NONCE_CAPACITY)
-        else:
-            settings = state.settings
-            store = RedisNonceStore(
-                aioredis.Redis(connection_pool=pool), key_prefix=settings.redis_key_prefix
-            )
-        state.claim_nonces = store
-        state.claim_nonces_pool = pool
-    return store
-
-
-NonceStoreDep = Annotated[NonceStore, Depends(claim_nonce_store)]
 
 
 def claim_nonce_key(device_id: str, nonce_hex: str) -> bytes:
@@ -227,14 +191,9 @@ async def claim_device(
     if proof.device_id in revoked or (device is not None and device.revoked_at is not None):
         raise DeviceRevoked("this device is revoked")
 
-    try:
-        (fresh,) = await nonces.claim_many(
-            [claim_nonce_key(proof.device_id, proof.nonce_hex)],
-            CLAIM_REPLAY_TTL_S * 1000,
-            secrets.token_bytes(16),
-        )
-    except NonceStoreUnavailable as error:
-        raise NonceStoreDown("replay protection is unavailable; try again shortly") from error
+    fresh = await spend_nonce(
+        nonces, claim_nonce_key(proof.device_id, proof.nonce_hex), CLAIM_REPLAY_TTL_S
+    )
     if not fresh:
         raise ClaimReplay("this claim proof has been used already")
 

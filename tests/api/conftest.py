@@ -1,4 +1,9 @@
-"""An API app on the test settings (SQLite under tmp_path), served in-process with its lifespan."""
+"""An API app served in-process with its lifespan, on each of the two stacks it runs on.
+
+Every API test runs twice: on PostgreSQL (a fresh database, migrated) with Redis (a key prefix
+of its own) for rate limits and nonces, as in production; and on the embedded default, a
+SQLite file with in-process limits and nonces.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,10 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
+from sqlalchemy import URL
 
 from api.app import create_app
+from hub.db.migrate import upgrade
 from hub.settings import Settings
 
 
@@ -47,11 +54,27 @@ async def broker_port() -> AsyncIterator[int]:
 
 
 @pytest.fixture
-def api_settings(settings: Settings, broker_port: int) -> Settings:
-    """The shared test settings, with the broker probe pointed at the stand-in listener."""
-    return settings.model_copy(
-        update={"mqtt_tls": False, "mqtt_host": "127.0.0.1", "mqtt_port": broker_port}
-    )
+async def migrated_postgres_url(postgres_url: URL) -> URL:
+    """A fresh PostgreSQL database at the newest migration (production runs `db upgrade`)."""
+    await upgrade(postgres_url)
+    return postgres_url
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def api_settings(request: pytest.FixtureRequest, settings: Settings, broker_port: int) -> Settings:
+    """The shared test settings on one stack, with the broker probe pointed at the stand-in."""
+    changes: dict[str, Any] = {
+        "mqtt_tls": False,
+        "mqtt_host": "127.0.0.1",
+        "mqtt_port": broker_port,
+    }
+    if request.param == "postgres":
+        url: URL = request.getfixturevalue("migrated_postgres_url")
+        changes["database_url"] = url.render_as_string(hide_password=False)
+        changes["redis_url"] = request.getfixturevalue("redis_url")
+        changes["redis_key_prefix"] = request.getfixturevalue("redis_prefix")
+        request.getfixturevalue("redis_client")  # deletes the prefix's keys afterwards
+    return settings.model_copy(update=changes)
 
 
 @pytest.fixture
