@@ -46,16 +46,16 @@ KEY_NAMESPACE = "ratelimit"
 REDIS_TIMEOUT_S = 1.0
 
 
-def parse_limit(text: str) -> limits.RateLimitItem:
+def parse_limit(text: str, variable: str = "TEDDY_RATE_LIMIT") -> limits.RateLimitItem:
     """The one limit ``text`` names in the ``limits`` notation ("60/minute").
 
     Raises:
-        ConfigError: when ``text`` is not a rate limit (naming TEDDY_RATE_LIMIT).
+        ConfigError: when ``text`` is not a rate limit (naming ``variable``).
     """
     try:
         return limits.parse(text)
     except ValueError as error:
-        raise ConfigError(f"TEDDY_RATE_LIMIT is not a rate limit: {text!r}") from error
+        raise ConfigError(f"{variable} is not a rate limit: {text!r}") from error
 
 
 class RateLimiter:
@@ -88,17 +88,38 @@ class RateLimiter:
         )
         return cls(storage, limit)
 
-    async def hit(self, scope: str, kind: str, key: str) -> None:
-        """Count one request.
+    async def hit(
+        self, scope: str, kind: str, key: str, limit: limits.RateLimitItem | None = None
+    ) -> None:
+        """Count one request against ``limit`` (the general limit by default).
 
         Raises:
             RateLimited: past the limit, with the seconds until a slot frees.
             RateLimitUnavailable: the store did not answer (fail closed).
         """
+        item = limit or self.limit
         try:
-            if await self._strategy.hit(self.limit, scope, kind, key):
+            if await self._strategy.hit(item, scope, kind, key):
                 return
-            stats = await self._strategy.get_window_stats(self.limit, scope, kind, key)
+            stats = await self._strategy.get_window_stats(item, scope, kind, key)
+        except (StorageError, RedisError, OSError) as error:
+            raise RateLimitUnavailable from error
+        raise RateLimited(math.ceil(stats.reset_time - time.time()))
+
+    async def check(
+        self, scope: str, kind: str, key: str, limit: limits.RateLimitItem | None = None
+    ) -> None:
+        """Refuse when the budget is spent, without counting this request (counted only on
+        failure, as for wrong pairing-code guesses).
+
+        Raises:
+            RateLimited, RateLimitUnavailable: as :meth:`hit`.
+        """
+        item = limit or self.limit
+        try:
+            if await self._strategy.test(item, scope, kind, key):
+                return
+            stats = await self._strategy.get_window_stats(item, scope, kind, key)
         except (StorageError, RedisError, OSError) as error:
             raise RateLimitUnavailable from error
         raise RateLimited(math.ceil(stats.reset_time - time.time()))

@@ -26,6 +26,37 @@ class BrokerUnavailable(TeddyError):
     """The hub is not connected to the broker, so a downlink cannot be sent now."""
 
 
+def sign_downlink(
+    key: bytes,
+    topic_root: str,
+    device_id: str,
+    kind: Kind,
+    payload: bytes,
+    *,
+    timestamp_ms: int,
+    seq: int = 0,
+) -> tuple[str, bytes]:
+    """The topic and signed frame of one downlink (a fresh random nonce each call).
+
+    Raises:
+        ValueError: for a kind that travels up.
+    """
+    if kind.direction is not Direction.DOWN:
+        raise ValueError(f"{kind.topic_name} is not a downlink kind")
+    topic = downlink_topic(topic_root, device_id, kind)
+    frame = encode_frame(
+        key=key,
+        topic=topic,
+        kind=kind,
+        device_id=device_id,
+        timestamp_ms=timestamp_ms,
+        nonce=os.urandom(NONCE_SIZE),
+        seq=seq,
+        payload=payload,
+    )
+    return topic, frame
+
+
 class DownlinkPublisher:
     """Signs and publishes downlinks on the hub's current broker connection."""
 
@@ -49,21 +80,17 @@ class DownlinkPublisher:
 
     def sign(self, device_id: str, kind: Kind, payload: bytes) -> tuple[str, bytes]:
         """The topic and signed frame of one downlink."""
-        if kind.direction is not Direction.DOWN:
-            raise ValueError(f"{kind.topic_name} is not a downlink kind")
-        topic = downlink_topic(self._root, device_id, kind)
         seq = self._seq.get(device_id, 0)
-        self._seq[device_id] = (seq + 1) % _SEQ_MODULUS
-        frame = encode_frame(
-            key=self._keyring.key_for(device_id),
-            topic=topic,
-            kind=kind,
-            device_id=device_id,
+        topic, frame = sign_downlink(
+            self._keyring.key_for(device_id),
+            self._root,
+            device_id,
+            kind,
+            payload,
             timestamp_ms=self._clock_ms(),
-            nonce=os.urandom(NONCE_SIZE),
             seq=seq,
-            payload=payload,
         )
+        self._seq[device_id] = (seq + 1) % _SEQ_MODULUS
         return topic, frame
 
     async def send(self, device_id: str, kind: Kind, payload: bytes = b"") -> None:

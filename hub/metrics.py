@@ -107,3 +107,9 @@ class HubMetrics:
             "Signed frames published to toys.",
             registry=self.registry,
         )
+        self.pair_codes = Counter(
+            "teddy_hub_pair_codes",
+            "Pairing-code requests by outcome (issued, cooldown).",
+            ["outcome"],
+            registry=self.registry,
+        )

@@ -9,7 +9,9 @@ known set stays in force and the list's age shows in metrics and readiness.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Protocol
@@ -70,24 +72,48 @@ class FileRevocations:
             return self._revoked
         stamp = (status.st_mtime_ns, status.st_size)
         if stamp != self._stamp:
-            # Undecodable bytes cannot spell a device id; they must not stop the rest being read.
-            text = self._path.read_text(encoding="utf-8", errors="replace")
-            self._revoked = frozenset(
-                line.strip()
-                for line in text.splitlines()
-                if line.strip() and not line.startswith("#")
-            )
+            self._revoked = read_revocation_file(self._path)
             self._stamp = stamp
         return self._revoked
+
+
+def read_revocation_file(path: Path) -> frozenset[str]:
+    """The device ids in the file at ``path``; none when it does not exist."""
+    try:
+        # Undecodable bytes cannot spell a device id; they must not stop the rest being read.
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return frozenset()
+    return frozenset(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
 
 
 def write_revocation_file(path: Path, revoked: set[str] | frozenset[str]) -> None:
     """Replace the revocation file with ``revoked`` (atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
     body = "".join(f"{device_id}\n" for device_id in sorted(revoked))
     temporary.write_text("# revoked device ids, one a line\n" + body, encoding="utf-8")
     temporary.replace(path)
+
+
+def change_revocation(path: Path, device_id: str, *, revoked: bool) -> bool:
+    """Add ``device_id`` to the file (``revoked``) or remove it; True when the file changed.
+
+    Read, change and write happen under an exclusive lock on a file beside it, so the CLI and
+    API replicas changing the list at once cannot lose each other's change. Blocking: call it
+    from a thread in async code.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(f".{path.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = read_revocation_file(path)
+        wanted = current | {device_id} if revoked else current - {device_id}
+        if wanted == current:
+            return False
+        write_revocation_file(path, wanted)
+        return True
 
 
 class RevocationList:

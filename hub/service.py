@@ -11,19 +11,24 @@ import asyncio
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.asgi_server import serve_asgi
 from hub.consumer import Consumer, ConsumerOptions
+from hub.db.engine import create_engine_for, database_url, is_sqlite, session_factory
+from hub.db.migrate import upgrade
 from hub.dispatch import Dispatcher
 from hub.downlink import DownlinkPublisher
 from hub.gate import Gate, wall_clock_ms
+from hub.handlers.pairing import PairRequestHandler
 from hub.handlers.ping import PingHandler
 from hub.metrics import HubMetrics
 from hub.nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from hub.ports import bind_listener
-from hub.protocol.keys import DeviceKeyring
+from hub.protocol.keys import DeviceKeyring, derive_pair_code_key
 from hub.revocation import FileRevocations, RevocationList, RevocationSource
 from hub.settings import Settings
 from hub.status import status_app
@@ -43,6 +48,7 @@ class Hub:
     dispatcher: Dispatcher
     downlinks: DownlinkPublisher
     consumer: Consumer
+    engine: AsyncEngine
     owns_nonces: bool = True
 
     @classmethod
@@ -94,7 +100,16 @@ class Hub:
             metrics,
             downlinks,
         )
+        engine = create_engine_for(settings)
         PingHandler(downlinks).register(dispatcher)
+        PairRequestHandler(
+            downlinks,
+            sessions=session_factory(engine),
+            code_key=derive_pair_code_key(settings.fleet_secret()),
+            ttl_s=settings.pair_code_ttl_s,
+            metrics=metrics,
+            clock=lambda: datetime.now(UTC),
+        ).register(dispatcher)
         return cls(
             settings,
             metrics,
@@ -104,6 +119,7 @@ class Hub:
             dispatcher,
             downlinks,
             consumer,
+            engine,
             owns_nonces,
         )
 
@@ -125,6 +141,10 @@ class Hub:
                 "TEDDY_HUB_STATUS_PORT",
             )
         try:
+            url = database_url(self.settings)
+            if not self.settings.is_production and is_sqlite(url):
+                # The embedded database migrates itself; production runs `teddyhub db upgrade`.
+                await upgrade(url)
             await self.revocations.refresh()
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.revocations.run())
@@ -138,6 +158,7 @@ class Hub:
             # not forget live nonces); only a store built here is closed here.
             if self.owns_nonces:
                 await self.nonces.close()
+            await self.engine.dispose()
 
     async def _serve_status(self, sock: socket.socket) -> None:
         await serve_asgi(status_app(self.metrics.registry, self.readiness), sock)

@@ -19,6 +19,8 @@ import aiomqtt
 import httpx
 
 from hub.certs import ensure_dev_certificates
+from hub.db.engine import database_url, is_sqlite
+from hub.db.migrate import upgrade
 from hub.errors import TeddyError
 from hub.mqtt import BrokerAddress, open_client
 from hub.ports import ensure_free
@@ -138,6 +140,10 @@ async def supervise(settings: Settings) -> None:
     check_ports(settings)
     if settings.broker == "embedded" and settings.tls_cert_file is None:
         ensure_dev_certificates(settings.certs_dir)
+    url = database_url(settings)
+    if not settings.is_production and is_sqlite(url):
+        # Once, before the hub and the API open the embedded file (each would migrate too).
+        await upgrade(url)
     env = {
         **os.environ,
         "TEDDY_DATA_DIR": str(settings.data_dir.resolve()),

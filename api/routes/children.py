@@ -40,11 +40,10 @@ from pydantic import (
     model_validator,
 )
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth_errors import InvalidCredentials
 from api.deps import CurrentParent, HasherDep, SessionDep
-from api.errors import NotFound
+from api.ownership import own_child
 from api.ratelimit import AccountLimit, rate_limited
 from api.security import MAX_PASSWORD_LENGTH, verify_password
 from hub.db.models import AuditAction, AuditEntry, Child, Device, Parent
@@ -221,20 +220,6 @@ def _audit(parent: Parent, action: AuditAction, child_id: uuid.UUID, **detail: A
     )
 
 
-async def _own_child(session: AsyncSession, parent: Parent, child_id: uuid.UUID) -> Child:
-    """The caller's child with this id.
-
-    Raises:
-        NotFound: for an id that does not exist and for another parent's child alike.
-    """
-    child = await session.scalar(
-        select(Child).where(Child.id == child_id, Child.parent_id == parent.id)
-    )
-    if child is None:
-        raise NotFound("no such child")
-    return child
-
-
 async def _recheck_password(
     parent: Parent, password: str, hasher: HasherDep, account_limit: AccountLimit
 ) -> None:
@@ -293,7 +278,7 @@ async def list_children(parent: CurrentParent, session: SessionDep) -> list[Chil
 @router.get("/{child_id}")
 async def get_child(child_id: uuid.UUID, parent: CurrentParent, session: SessionDep) -> ChildOut:
     """One of the caller's children; 404 for any other id."""
-    return _child_out(await _own_child(session, parent, child_id))
+    return _child_out(await own_child(session, parent, child_id))
 
 
 @router.patch("/{child_id}")
@@ -301,7 +286,7 @@ async def update_child(
     child_id: uuid.UUID, body: ChildUpdate, parent: CurrentParent, session: SessionDep
 ) -> ChildOut:
     """Change the fields sent; consent has its own route."""
-    child = await _own_child(session, parent, child_id)
+    child = await own_child(session, parent, child_id)
     changes = body.model_dump(exclude_unset=True)
     if changes:
         for name, value in changes.items():
@@ -316,7 +301,7 @@ async def update_consent(
     child_id: uuid.UUID, body: ConsentUpdate, parent: CurrentParent, session: SessionDep
 ) -> ChildOut:
     """Record a new cloud-AI choice and notice version (audited ``consent_change``)."""
-    child = await _own_child(session, parent, child_id)
+    child = await own_child(session, parent, child_id)
     now = _now()
     session.add(
         _audit(
@@ -355,7 +340,7 @@ async def export_child(
         NotFound: 404 for an id that is not the caller's child.
         InvalidCredentials: 401 for a wrong password.
     """
-    child = await _own_child(session, parent, child_id)
+    child = await own_child(session, parent, child_id)
     await _recheck_password(parent, body.password, hasher, account_limit)
     devices = await session.scalars(
         select(Device).where(Device.child_id == child.id).order_by(Device.device_id)
@@ -403,7 +388,7 @@ async def delete_child(
         NotFound: 404 for an id that is not the caller's child.
         InvalidCredentials: 401 for a wrong password.
     """
-    child = await _own_child(session, parent, child_id)
+    child = await own_child(session, parent, child_id)
     await _recheck_password(parent, body.password, hasher, account_limit)
     bound = await session.scalar(
         select(func.count()).select_from(Device).where(Device.child_id == child.id)

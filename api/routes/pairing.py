@@ -1,7 +1,8 @@
-"""Pairing under ``/api/v1/pair``: a parent claims a toy with the toy's claim proof.
+"""Pairing under ``/api/v1/pair``: a parent binds a toy to a child, two ways.
 
-``POST /api/v1/pair/claim`` takes the proof the toy gave the app (docs/protocol.md, "Claim
-proof") and the child to bind the toy to. Checks, in order, each with a stable ``code``:
+**Claim proof.** ``POST /api/v1/pair/claim`` takes the proof the toy gave the app
+(docs/protocol.md, "Claim proof") and the child to bind the toy to. Checks, in order, each
+with a stable ``code``:
 
 1. the proof's shape (400 ``claim_malformed``) and signature under the device's derived frame
    key for the caller's account (403 ``claim_bad_signature``): a proof made for another account
@@ -17,27 +18,36 @@ proof") and the child to bind the toy to. Checks, in order, each with a stable `
 
 The nonce is spent at step 4 even when a later step refuses: the toy makes a new proof.
 Success creates or updates the device row, audits ``claim`` and answers the device.
+
+**Pairing code.** The toy asks the hub for a code and speaks it (docs/protocol.md, "Pairing
+codes"); ``POST /api/v1/pair/code`` takes the code and the child. Rate limited per IP and per
+account like every pairing route, and in addition each account and IP may make only
+``TEDDY_PAIR_CODE_GUESS_LIMIT`` wrong guesses per window (429 ``rate_limited``, checked before
+the code is looked at, so a guesser learns nothing once out of guesses). A wrong, expired or
+used code answers 404 ``pair_code_invalid`` (the three are indistinguishable) and is audited
+``pair_code_failed``. The child is checked before the code is spent; a right code is spent even
+when the device then turns out revoked (403) or another parent's (409).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
-from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.binding import DeviceOut, audit_device, bind_device, device_out, ensure_not_revoked
 from api.deps import CurrentParent, SessionDep, SettingsDep
 from api.errors import ApiError, Conflict, NotFound
 from api.nonces import NonceStoreDep, spend_nonce
-from api.ratelimit import AccountLimit, rate_limited
-from hub.db.models import AuditAction, AuditEntry, Child, Device, Parent
+from api.ownership import own_child
+from api.ratelimit import AccountLimit, RateLimiter, client_ip, parse_limit, rate_limited
+from hub.db.models import AuditAction, Device
+from hub.pairing import normalise_code, redeem_code
 from hub.protocol.claims import (
     CLAIM_FIELDS,
     CLAIM_REPLAY_TTL_S,
@@ -45,12 +55,11 @@ from hub.protocol.claims import (
     ClaimRejectReason,
     verify_claim_proof,
 )
-from hub.protocol.keys import derive_device_key
-from hub.revocation import FileRevocations
+from hub.protocol.keys import derive_device_key, derive_pair_code_key
 
 router = APIRouter(prefix="/api/v1/pair", tags=["pairing"])
 
-SUBJECT_TYPE: Final = "device"
+GUESS_SCOPE: Final = "pair_code_guess"
 
 
 class ClaimMalformed(ApiError):
@@ -81,23 +90,16 @@ class ClaimFuture(ApiError):
     code = "claim_future"
 
 
-class DeviceRevoked(ApiError):
-    """The device is revoked and cannot be claimed."""
-
-    status = HTTPStatus.FORBIDDEN
-    code = "device_revoked"
-
-
 class ClaimReplay(Conflict):
     """The proof's nonce has been used before."""
 
     code = "claim_replay"
 
 
-class DeviceClaimed(Conflict):
-    """The device is bound to another parent."""
+class PairCodeInvalid(NotFound):
+    """No live code matches: wrong, expired or already used (indistinguishable on purpose)."""
 
-    code = "device_claimed"
+    code = "pair_code_invalid"
 
 
 _REJECTIONS: Final[dict[ClaimRejectReason, type[ApiError]]] = {
@@ -120,43 +122,22 @@ class ClaimBody(BaseModel):
     child_id: uuid.UUID
 
 
-class ClaimedDevice(BaseModel):
-    """A device as its parent sees it after a claim."""
+class PairCodeBody(BaseModel):
+    """The code the toy spoke, as the parent typed it, and the child to bind the toy to."""
 
-    device_id: str
-    child_id: uuid.UUID | None
-    firmware_version: str | None
-    last_seen_at: datetime | None
-    revoked_at: datetime | None
-    created_at: datetime
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=16, examples=["042 917"])
+    child_id: uuid.UUID
 
 
 ClaimLimit = Annotated[AccountLimit, Depends(rate_limited("claim", per_account=True))]
+PairCodeLimit = Annotated[AccountLimit, Depends(rate_limited("pair_code", per_account=True))]
 
 
 def claim_nonce_key(device_id: str, nonce_hex: str) -> bytes:
     """The store key of a claim proof's nonce."""
     return f"claim/{device_id}/{nonce_hex}".encode("ascii")
-
-
-async def _own_child(session: AsyncSession, parent: Parent, child_id: uuid.UUID) -> Child:
-    child = await session.scalar(
-        select(Child).where(Child.id == child_id, Child.parent_id == parent.id)
-    )
-    if child is None:
-        raise NotFound("no such child")
-    return child
-
-
-def _out(device: Device) -> ClaimedDevice:
-    return ClaimedDevice(
-        device_id=device.device_id,
-        child_id=device.child_id,
-        firmware_version=device.firmware_version,
-        last_seen_at=device.last_seen_at,
-        revoked_at=device.revoked_at,
-        created_at=device.created_at,
-    )
 
 
 @router.post("/claim")
@@ -168,7 +149,7 @@ async def claim_device(
     settings: SettingsDep,
     nonces: NonceStoreDep,
     account_limit: ClaimLimit,
-) -> ClaimedDevice:
+) -> DeviceOut:
     """Claim a toy for one of the caller's children with the toy's claim proof.
 
     Raises:
@@ -187,56 +168,55 @@ async def claim_device(
         raise _REJECTIONS[error.reason](error.detail) from None
 
     device = await session.get(Device, proof.device_id)
-    revoked = await FileRevocations(settings.revoked_devices_file).revoked_device_ids()
-    if proof.device_id in revoked or (device is not None and device.revoked_at is not None):
-        raise DeviceRevoked("this device is revoked")
-
+    await ensure_not_revoked(settings, device, proof.device_id)
     fresh = await spend_nonce(
         nonces, claim_nonce_key(proof.device_id, proof.nonce_hex), CLAIM_REPLAY_TTL_S
     )
     if not fresh:
         raise ClaimReplay("this claim proof has been used already")
+    child = await own_child(session, parent, body.child_id)
+    return device_out(await bind_device(session, parent, child, proof.device_id, AuditAction.CLAIM))
 
-    child = await _own_child(session, parent, body.child_id)
-    if device is not None and device.parent_id is not None and device.parent_id != parent.id:
-        raise DeviceClaimed("this device belongs to another account")
 
-    previous_child = None if device is None else device.child_id
-    reclaim = device is not None and device.parent_id == parent.id
-    if device is None:
-        device = Device(device_id=proof.device_id, parent_id=parent.id, child_id=child.id)
-        session.add(device)
-    else:
-        # Conditional, so a concurrent claim by another parent cannot be overwritten.
-        bound = await session.execute(
-            update(Device)
-            .where(
-                Device.device_id == proof.device_id,
-                or_(Device.parent_id.is_(None), Device.parent_id == parent.id),
-            )
-            .values(parent_id=parent.id, child_id=child.id)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(bound, "rowcount", 0) != 1:
-            await session.rollback()
-            raise DeviceClaimed("this device belongs to another account")
-    session.add(
-        AuditEntry(
-            actor_parent_id=parent.id,
-            action=AuditAction.CLAIM.value,
-            subject_type=SUBJECT_TYPE,
-            subject_id=proof.device_id,
-            detail={
-                "child_id": str(child.id),
-                "previous_child_id": None if previous_child is None else str(previous_child),
-                "reclaim": reclaim,
-            },
-        )
+@router.post("/code")
+async def pair_with_code(
+    body: PairCodeBody,
+    request: Request,
+    *,
+    parent: CurrentParent,
+    session: SessionDep,
+    settings: SettingsDep,
+    account_limit: PairCodeLimit,
+) -> DeviceOut:
+    """Pair the toy that spoke ``code`` with one of the caller's children.
+
+    Raises:
+        ApiError: with the codes listed in this module's docstring.
+    """
+    await account_limit(str(parent.id))
+    limiter: RateLimiter = request.app.state.rate_limiter
+    guess_limit = parse_limit(settings.pair_code_guess_limit, "TEDDY_PAIR_CODE_GUESS_LIMIT")
+    guessers = (
+        ("account", str(parent.id)),
+        ("ip", client_ip(request, trust_proxy_headers=settings.trust_proxy_headers)),
     )
-    try:
-        await session.commit()
-    except IntegrityError as error:  # another parent's claim of a new device won the race
-        await session.rollback()
-        raise DeviceClaimed("this device belongs to another account") from error
-    await session.refresh(device)
-    return _out(device)
+    for kind, key in guessers:
+        await limiter.check(GUESS_SCOPE, kind, key, guess_limit)
+    child = await own_child(session, parent, body.child_id)
+    code = normalise_code(body.code)
+    device_id = None
+    if code is not None:
+        code_key = derive_pair_code_key(settings.fleet_secret())
+        device_id = await redeem_code(session, code_key, code, now=datetime.now(UTC))
+    if device_id is None:
+        session.add(audit_device(parent, AuditAction.PAIR_CODE_FAILED, None))
+    # Spent (or the failure recorded) before anything else can refuse.
+    await session.commit()
+    if device_id is None:
+        for kind, key in guessers:
+            await limiter.hit(GUESS_SCOPE, kind, key, guess_limit)
+        raise PairCodeInvalid("no such pairing code; ask the toy for a new one")
+    await ensure_not_revoked(settings, await session.get(Device, device_id), device_id)
+    return device_out(
+        await bind_device(session, parent, child, device_id, AuditAction.PAIR_CODE)
+    )

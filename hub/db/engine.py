@@ -51,9 +51,9 @@ def create_engine_for(settings: Settings) -> AsyncEngine:
     """An engine for the configured database.
 
     PostgreSQL gets a pool of ``TEDDY_DB_POOL_SIZE`` connections, checked before use so that
-    a database restart costs no failed request. SQLite gets its data directory created and
+    a database restart costs no failed request. SQLite gets its data directory created,
     foreign keys enforced on every connection (the deletion rules of ``hub.db.models`` rely on
-    them).
+    them) and write-ahead logging, since the hub and the API share the file.
     """
     url = database_url(settings)
     if is_sqlite(url):
@@ -74,6 +74,10 @@ def _foreign_keys_on(dbapi_connection: Any, _connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
+        # The hub and the API write one file from two processes: write-ahead logging lets
+        # readers go on during a write, and the busy timeout waits out the other's lock.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
     finally:
         cursor.close()
 

@@ -104,10 +104,12 @@ class AuditAction(StrEnum):
     PAIR_CODE = "pair_code"
     PAIR_CODE_FAILED = "pair_code_failed"
     UNPAIR = "unpair"
+    REBIND = "rebind"
     CONSENT_CHANGE = "consent_change"
     EXPORT = "export"
     DELETION = "deletion"
     ADMIN_REVOKE = "admin_revoke"
+    ADMIN_RESTORE = "admin_restore"
     PASSWORD_CHANGE = "password_change"  # noqa: S105 - an action name, not a secret
     REFRESH_REUSE = "refresh_reuse"
 
@@ -236,3 +238,23 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(
         JSON().with_variant(JSONB(), "postgresql"), default=dict
     )
+
+
+class PairingCode(Base):
+    """A live pairing code the hub gave a toy to speak; single use, minutes long.
+
+    Only a keyed digest of the code is stored (HMAC under a key derived from the fleet secret),
+    so the table does not hand out live codes, and a six-digit code cannot be recovered from
+    its digest by trying all million. One live code per device: a new request replaces it.
+    """
+
+    __tablename__ = "pairing_codes"
+
+    code_digest: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(DEVICE_ID_MAX_LENGTH), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+    @validates("device_id")
+    def _check_device_id(self, _key: str, value: str) -> str:
+        return validate_device_id(value)

@@ -30,6 +30,7 @@ KEY_SALT = b"teddy/v1"
 FRAME_KEY_INFO_PREFIX = b"teddy/v1/frame-key/"
 CONNECT_ROOT_INFO = b"teddy/v1/connect-root"
 CONNECT_KEY_INFO_PREFIX = b"teddy/v1/connect-key/"
+PAIR_CODE_KEY_INFO = b"teddy/v1/pair-code-key"
 
 
 def _hkdf(ikm: bytes, info: bytes) -> bytes:
@@ -61,6 +62,11 @@ def derive_connect_key(connect_root: bytes, device_id: str) -> bytes:
     """
     validate_device_id(device_id)
     return _hkdf(connect_root, CONNECT_KEY_INFO_PREFIX + device_id.encode("ascii"))
+
+
+def derive_pair_code_key(fleet_secret: bytes) -> bytes:
+    """The key pairing codes are stored under (as HMAC digests); hubs and the API hold it."""
+    return _hkdf(fleet_secret, PAIR_CODE_KEY_INFO)
 
 
 class DeviceKeyring:

@@ -9,10 +9,12 @@ was not seen before. Anything else is dropped with its reason, like the hub does
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 
 import aiomqtt
@@ -30,6 +32,19 @@ from hub.protocol.verify import verify_frame
 log = structlog.get_logger("hub.toy")
 DEFAULT_DEVICE_ID = "toy-0001"
 _SEEN_NONCES = 1024
+
+
+@dataclass(frozen=True)
+class PairCode:
+    """A pairing code as the toy speaks it."""
+
+    code: str
+    expires_in_s: int
+
+    @property
+    def spoken(self) -> str:
+        """The digits in two groups of three, the way the toy reads them out."""
+        return f"{self.code[:3]} {self.code[3:]}"
 
 
 class SimulatedToy:
@@ -148,6 +163,20 @@ class SimulatedToy:
         nonce = await self.send(Kind.PING)
         await self.receive(Kind.PONG, timeout_s, match=lambda frame: frame.payload == nonce)
         return (time.perf_counter() - started) * 1000
+
+    async def request_pair_code(self, timeout_s: float = 5.0) -> PairCode:
+        """Ask the hub for a pairing code and return the verified answer.
+
+        Raises:
+            ToyError: when no code arrives in time or its payload is not a pairing code.
+        """
+        await self.send(Kind.PAIR_REQUEST)
+        frame = await self.receive(Kind.PAIR_CODE, timeout_s)
+        try:
+            body = json.loads(frame.payload)
+            return PairCode(str(body["code"]), int(body["expires_in_s"]))
+        except (ValueError, KeyError, TypeError) as error:
+            raise ToyError(f"the pair_code payload is not a pairing code: {error}") from error
 
     def _verify(self, message: aiomqtt.Message) -> Frame | None:
         try:

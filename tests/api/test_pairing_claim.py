@@ -26,52 +26,18 @@ from hub.protocol.keys import derive_device_key
 from hub.revocation import write_revocation_file
 from hub.settings import Settings
 from tests.api.conftest import CHEAP_HASHER, serve
+from tests.api.parents import Account, add_child, assert_problem, register
+from tests.api.parents import device_row as stored_device
 from tests.conftest import TEST_FLEET_SECRET
 
-PASSWORD = "correct horse battery staple"
-AUTH = "/api/v1/auth"
 CLAIM = "/api/v1/pair/claim"
 DEVICE = "toy-0001"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Account:
-    """A registered parent: the Authorization header and the account id."""
-
-    def __init__(self, headers: dict[str, str], account_id: uuid.UUID) -> None:
-        self.headers = headers
-        self.id = account_id
-
-
 @pytest.fixture
 def client(app_and_client: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
     return app_and_client[1]
-
-
-async def register(client: httpx.AsyncClient, email: str) -> Account:
-    credentials = {"email": email, "password": PASSWORD}
-    registered = await client.post(f"{AUTH}/register", json=credentials)
-    assert registered.status_code == 201, registered.text
-    tokens = await client.post(f"{AUTH}/login", json=credentials)
-    assert tokens.status_code == 200, tokens.text
-    headers = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
-    return Account(headers, uuid.UUID(registered.json()["id"]))
-
-
-async def add_child(client: httpx.AsyncClient, account: Account) -> str:
-    body = {
-        "first_name": "Mia",
-        "consent": {
-            "method": "in_app_checkbox",
-            "notice_version": "2025-01",
-            "agreed": True,
-            "cloud_ai": False,
-        },
-    }
-    response = await client.post("/api/v1/children", json=body, headers=account.headers)
-    assert response.status_code == 201, response.text
-    child_id: str = response.json()["id"]
-    return child_id
 
 
 @pytest.fixture
@@ -103,16 +69,8 @@ async def claim(
     return await client.post(CLAIM, json={**proof, "child_id": child_id}, headers=account.headers)
 
 
-def assert_problem(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["code"] == code
-
-
 async def device_row(app: FastAPI, device_id: str = DEVICE) -> Device | None:
-    async with app.state.sessions() as session:
-        device: Device | None = await session.get(Device, device_id)
-        return device
+    return await stored_device(app, device_id)
 
 
 async def test_parent_claims_a_device_for_their_child(

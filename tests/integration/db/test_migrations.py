@@ -18,7 +18,7 @@ from hub.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-TABLES = {"parents", "children", "devices", "refresh_tokens", "audit_log"}
+TABLES = {"parents", "children", "devices", "refresh_tokens", "audit_log", "pairing_codes"}
 
 
 async def table_names(url: URL) -> set[str]:

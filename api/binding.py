@@ -1,0 +1,138 @@
+"""Binding a toy to a parent's child: what both pairing flows end in.
+
+A device is bound to at most one parent. Binding is a conditional update (or an insert that
+the primary key guards), so two parents racing for one toy cannot both win and an existing
+binding is never overwritten by someone else; the parent who holds the toy may move it to
+another of their children. Each binding is audited with the flow that made it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from http import HTTPStatus
+from typing import Any, Final
+
+from pydantic import BaseModel
+from sqlalchemy import or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import ApiError, Conflict
+from hub.db.models import AuditAction, AuditEntry, Child, Device, Parent
+from hub.revocation import FileRevocations
+from hub.settings import Settings
+
+DEVICE_SUBJECT: Final = "device"
+
+
+class DeviceRevoked(ApiError):
+    """The device is revoked and cannot be paired."""
+
+    status = HTTPStatus.FORBIDDEN
+    code = "device_revoked"
+
+
+class DeviceClaimed(Conflict):
+    """The device is bound to another parent."""
+
+    code = "device_claimed"
+
+
+class DeviceOut(BaseModel):
+    """A device as its parent sees it."""
+
+    device_id: str
+    child_id: uuid.UUID | None
+    firmware_version: str | None
+    last_seen_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+
+
+def device_out(device: Device) -> DeviceOut:
+    """The parent's view of ``device``."""
+    return DeviceOut(
+        device_id=device.device_id,
+        child_id=device.child_id,
+        firmware_version=device.firmware_version,
+        last_seen_at=device.last_seen_at,
+        revoked_at=device.revoked_at,
+        created_at=device.created_at,
+    )
+
+
+async def ensure_not_revoked(settings: Settings, device: Device | None, device_id: str) -> None:
+    """Refuse a device in the revocation file or marked revoked in its row.
+
+    Raises:
+        DeviceRevoked: 403.
+    """
+    revoked = await FileRevocations(settings.revoked_devices_file).revoked_device_ids()
+    if device_id in revoked or (device is not None and device.revoked_at is not None):
+        raise DeviceRevoked("this device is revoked")
+
+
+def audit_device(
+    parent: Parent | None, action: AuditAction, device_id: str | None, **detail: Any
+) -> AuditEntry:
+    """An audit entry about a device (no personal data: ids and outcomes only)."""
+    return AuditEntry(
+        actor_parent_id=None if parent is None else parent.id,
+        action=action.value,
+        subject_type=DEVICE_SUBJECT,
+        subject_id=device_id,
+        detail=detail,
+    )
+
+
+async def bind_device(
+    session: AsyncSession,
+    parent: Parent,
+    child: Child,
+    device_id: str,
+    action: AuditAction,
+) -> Device:
+    """Bind ``device_id`` to ``child`` of ``parent``, audit it and commit.
+
+    Raises:
+        DeviceClaimed: 409 when another parent holds the device (their binding is kept).
+    """
+    device = await session.get(Device, device_id)
+    if device is not None and device.parent_id is not None and device.parent_id != parent.id:
+        raise DeviceClaimed("this device belongs to another account")
+    previous_child = None if device is None else device.child_id
+    rebind = device is not None and device.parent_id == parent.id
+    if device is None:
+        device = Device(device_id=device_id, parent_id=parent.id, child_id=child.id)
+        session.add(device)
+    else:
+        bound = await session.execute(
+            update(Device)
+            .where(
+                Device.device_id == device_id,
+                or_(Device.parent_id.is_(None), Device.parent_id == parent.id),
+            )
+            .values(parent_id=parent.id, child_id=child.id)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(bound, "rowcount", 0) != 1:
+            await session.rollback()
+            raise DeviceClaimed("this device belongs to another account")
+    session.add(
+        audit_device(
+            parent,
+            action,
+            device_id,
+            child_id=str(child.id),
+            previous_child_id=None if previous_child is None else str(previous_child),
+            rebind=rebind,
+        )
+    )
+    try:
+        await session.commit()
+    except IntegrityError as error:  # another parent's claim of a new device won the race
+        await session.rollback()
+        raise DeviceClaimed("this device belongs to another account") from error
+    await session.refresh(device)
+    return device

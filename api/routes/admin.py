@@ -1,0 +1,112 @@
+"""Fleet administration under ``/api/v1/admin``: list every device, revoke and restore.
+
+Only accounts with the ``admin`` role reach these routes; anyone else gets 404, exactly as for
+a route that does not exist (``CurrentAdmin``).
+
+Revocation writes the revocation file that brokers and hubs poll (``TEDDY_REVOCATION_FILE``;
+in a multi-host deployment, a volume they all mount), so the toy is refused by the broker and
+the hub within seconds and without a restart; the device's row records when. A device that has
+never been seen gets a row, so that it is listed as revoked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from api.binding import audit_device
+from api.deps import CurrentAdmin, SessionDep, SettingsDep
+from api.routes.devices import DeviceId
+from hub.db.models import AuditAction, Device, Parent
+from hub.revocation import FileRevocations, change_revocation
+from hub.settings import Settings
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+MAX_PAGE = 500
+
+
+class AdminDeviceOut(BaseModel):
+    """A device as the fleet's administrator sees it."""
+
+    device_id: str
+    parent_id: uuid.UUID | None
+    child_id: uuid.UUID | None
+    firmware_version: str | None
+    last_seen_at: datetime | None
+    revoked: bool
+    revoked_at: datetime | None
+    created_at: datetime
+
+
+def _admin_out(device: Device, revoked_ids: frozenset[str]) -> AdminDeviceOut:
+    return AdminDeviceOut(
+        device_id=device.device_id,
+        parent_id=device.parent_id,
+        child_id=device.child_id,
+        firmware_version=device.firmware_version,
+        last_seen_at=device.last_seen_at,
+        revoked=device.device_id in revoked_ids or device.revoked_at is not None,
+        revoked_at=device.revoked_at,
+        created_at=device.created_at,
+    )
+
+
+async def _revoked_ids(settings: Settings) -> frozenset[str]:
+    return await FileRevocations(settings.revoked_devices_file).revoked_device_ids()
+
+
+@router.get("/devices")
+async def list_all_devices(
+    admin: CurrentAdmin,
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[AdminDeviceOut]:
+    """Every device the fleet knows, by device id, a page at a time."""
+    devices = await session.scalars(
+        select(Device).order_by(Device.device_id).limit(limit).offset(offset)
+    )
+    revoked = await _revoked_ids(settings)
+    return [_admin_out(device, revoked) for device in devices]
+
+
+async def _set_revoked(
+    admin: Parent, session: SessionDep, settings: Settings, device_id: str, *, revoked: bool
+) -> AdminDeviceOut:
+    await asyncio.to_thread(
+        change_revocation, settings.revoked_devices_file, device_id, revoked=revoked
+    )
+    device = await session.get(Device, device_id)
+    if device is None:
+        device = Device(device_id=device_id)
+        session.add(device)
+    device.revoked_at = datetime.now(UTC) if revoked else None
+    action = AuditAction.ADMIN_REVOKE if revoked else AuditAction.ADMIN_RESTORE
+    session.add(audit_device(admin, action, device_id))
+    await session.commit()
+    await session.refresh(device)
+    return _admin_out(device, await _revoked_ids(settings))
+
+
+@router.post("/devices/{device_id}/revoke")
+async def revoke_device(
+    device_id: DeviceId, admin: CurrentAdmin, session: SessionDep, settings: SettingsDep
+) -> AdminDeviceOut:
+    """Refuse the device at every broker and hub from now on (audited ``admin_revoke``)."""
+    return await _set_revoked(admin, session, settings, device_id, revoked=True)
+
+
+@router.post("/devices/{device_id}/restore")
+async def restore_device(
+    device_id: DeviceId, admin: CurrentAdmin, session: SessionDep, settings: SettingsDep
+) -> AdminDeviceOut:
+    """Lift the device's revocation (audited ``admin_restore``)."""
+    return await _set_revoked(admin, session, settings, device_id, revoked=False)
