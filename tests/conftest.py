@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
+from sqlalchemy import URL
 
+from hub.db.migrate import upgrade
 from hub.mqtt import BrokerAddress
 from hub.settings import Settings
 from tests.postgres import postgres_service, postgres_url
@@ -87,3 +89,10 @@ async def redis_client(redis_url: str, redis_prefix: str) -> AsyncIterator[aiore
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+@pytest.fixture
+async def migrated_postgres_url(postgres_url: URL) -> URL:
+    """A fresh PostgreSQL database at the newest migration (production runs `db upgrade`)."""
+    await upgrade(postgres_url)
+    return postgres_url

@@ -19,7 +19,6 @@ from fastapi import FastAPI
 from sqlalchemy import URL
 
 from api.app import create_app
-from hub.db.migrate import upgrade
 from hub.settings import Settings
 
 
@@ -51,13 +50,6 @@ async def broker_port() -> AsyncIterator[int]:
     finally:
         server.close()
         await server.wait_closed()
-
-
-@pytest.fixture
-async def migrated_postgres_url(postgres_url: URL) -> URL:
-    """A fresh PostgreSQL database at the newest migration (production runs `db upgrade`)."""
-    await upgrade(postgres_url)
-    return postgres_url
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -10,6 +11,9 @@ from fastapi import FastAPI
 from sqlalchemy import update
 
 from hub.db.models import Device, Parent, ParentRole
+from hub.pairing import issue_code
+from hub.protocol.keys import derive_pair_code_key
+from hub.settings import Settings
 
 PASSWORD = "correct horse battery staple"
 AUTH = "/api/v1/auth"
@@ -65,6 +69,33 @@ async def device_row(app: FastAPI, device_id: str) -> Device | None:
     async with app.state.sessions() as session:
         device: Device | None = await session.get(Device, device_id)
         return device
+
+
+async def hub_issues(
+    app: FastAPI, device_id: str, *, now: datetime | None = None, ttl_s: int = 600
+) -> str:
+    """A pairing code for ``device_id``, issued as the hub issues it, on the app's database."""
+    settings: Settings = app.state.settings
+    return await issue_code(
+        app.state.sessions,
+        derive_pair_code_key(settings.fleet_secret()),
+        device_id,
+        now=now or datetime.now(UTC),
+        ttl_s=ttl_s,
+    )
+
+
+async def pair(
+    app: FastAPI, client: httpx.AsyncClient, account: Account, child_id: str, device_id: str
+) -> dict[str, Any]:
+    """Pair ``device_id`` with the child through a pairing code."""
+    code = await hub_issues(app, device_id)
+    response = await client.post(
+        "/api/v1/pair/code", json={"code": code, "child_id": child_id}, headers=account.headers
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

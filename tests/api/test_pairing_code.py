@@ -17,12 +17,12 @@ from sqlalchemy import select
 
 from api.app import create_app
 from hub.db.models import AuditAction, AuditEntry, PairingCode
-from hub.pairing import PairingCodeCooldown, issue_code, normalise_code
-from hub.protocol.keys import derive_pair_code_key
+from hub.pairing import PairingCodeCooldown, normalise_code
 from hub.revocation import write_revocation_file
 from hub.settings import Settings
 from tests.api.conftest import CHEAP_HASHER, serve
 from tests.api.parents import Account, add_child, assert_problem, device_row, register
+from tests.api.parents import hub_issues as issue_for
 
 PAIR_CODE = "/api/v1/pair/code"
 DEVICE = "toy-0042"
@@ -46,14 +46,7 @@ async def eve(client: httpx.AsyncClient) -> Account:
 async def hub_issues(
     app: FastAPI, device_id: str = DEVICE, *, now: datetime | None = None, ttl_s: int = 600
 ) -> str:
-    settings: Settings = app.state.settings
-    return await issue_code(
-        app.state.sessions,
-        derive_pair_code_key(settings.fleet_secret()),
-        device_id,
-        now=now or datetime.now(UTC),
-        ttl_s=ttl_s,
-    )
+    return await issue_for(app, device_id, now=now, ttl_s=ttl_s)
 
 
 async def post_code(
