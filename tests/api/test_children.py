@@ -306,36 +306,3 @@ async def test_delete_requires_the_password_and_removes_the_child(
     rows = await audit_rows(app, child["id"])
     assert [row.action for row in rows] == ["consent_change", "deletion"]
     assert rows[1].detail == {"devices_unbound": 1}
-
-
-def _matrix(child_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
-    base = f"{CHILDREN}/{child_id}"
-    return [
-        ("GET", base, None),
-        ("PATCH", base, {"first_name": "Stolen"}),
-        ("PATCH", f"{base}/consent", {"cloud_ai": True, "notice_version": "x"}),
-        ("POST", f"{base}/export", {"password": PASSWORD}),
-        ("POST", f"{base}/delete", {"password": PASSWORD}),
-    ]
-
-
-async def test_another_parents_child_answers_like_a_missing_one(
-    app: FastAPI, client: httpx.AsyncClient, ada: dict[str, str], eve: dict[str, str]
-) -> None:
-    child = await create(client, ada)
-    missing = str(uuid.uuid4())
-    for (method, url, body), (_, missing_url, _) in zip(
-        _matrix(child["id"]), _matrix(missing), strict=True
-    ):
-        theirs = await client.request(method, url, json=body, headers=eve)
-        nobodys = await client.request(method, missing_url, json=body, headers=eve)
-        theirs_body = assert_problem(theirs, 404, "not_found")
-        nobodys_body = assert_problem(nobodys, 404, "not_found")
-        assert theirs_body.pop("instance") == url
-        assert nobodys_body.pop("instance") == missing_url
-        assert theirs_body == nobodys_body, (method, url)
-
-    assert (await client.get(CHILDREN, headers=eve)).json() == []
-    assert (await client.get(f"{CHILDREN}/{child['id']}", headers=ada)).json() == child
-    rows = await audit_rows(app, child["id"])
-    assert [row.action for row in rows] == ["consent_change"]
