@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.middleware import MetricsMiddleware, SecurityHeadersMiddleware
 from api.problems import UnexpectedErrorMiddleware, install_problem_handlers, problem_response
 from api.ratelimit import REDIS_TIMEOUT_S, RateLimiter, parse_limit
-from api.routes import auth, children, pairing
+from api.routes import admin, auth, children, devices, esp32, pairing
 from hub.db.engine import create_engine_for, database_url, is_sqlite, session_factory
 from hub.db.migrate import upgrade
 from hub.errors import ConfigError
@@ -118,7 +118,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     settings = settings or load_settings()
     check_cors(settings)
-    parse_limit(settings.rate_limit)  # a bad limit stops startup, not the first login
+    # A bad limit stops startup, not the first login.
+    parse_limit(settings.rate_limit)
+    parse_limit(settings.pair_code_guess_limit, "TEDDY_PAIR_CODE_GUESS_LIMIT")
     docs = not settings.is_production
     app = FastAPI(
         title="Teddy Hub API",
@@ -152,6 +154,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(children.router)
     app.include_router(pairing.router)
+    app.include_router(devices.router)
+    app.include_router(admin.router)
+    app.include_router(esp32.public_router)
+    app.include_router(esp32.private_router)
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

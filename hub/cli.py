@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -19,6 +20,11 @@ from hub.protocol.keys import derive_connect_key, derive_device_key
 from hub.protocol.topics import validate_device_id
 from hub.runtime import follow_parent, run_until_signal
 from hub.settings import Settings, describe_settings_error, load_settings
+
+if TYPE_CHECKING:
+    from hub.toy.simulator import SimulatedToy
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="teddyhub",
@@ -142,17 +148,12 @@ def certs(
 
 
 def _change_revocations(device_id: str, *, revoke: bool) -> None:
-    from hub.revocation import FileRevocations, write_revocation_file
+    from hub.revocation import change_revocation
 
     settings = _settings()
     _require_device_id(device_id)
     path = settings.revoked_devices_file
-    revoked = set(asyncio.run(FileRevocations(path).revoked_device_ids()))
-    if revoke:
-        revoked.add(device_id)
-    else:
-        revoked.discard(device_id)
-    write_revocation_file(path, revoked)
+    change_revocation(path, device_id, revoked=revoke)
     verb = "revoked" if revoke else "restored"
     typer.echo(f"{device_id} {verb}; hubs and brokers reading {path} apply it within seconds")
 
@@ -169,32 +170,29 @@ def devices_restore(device_id: str) -> None:
     _change_revocations(device_id, revoke=False)
 
 
-@toy_app.command("ping")
-def toy_ping(
-    device_id: Annotated[str, typer.Option(help="The simulated toy's device id.")] = "toy-0001",
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the pong.")] = 5.0,
-) -> None:
-    """Send a signed ping and wait for the hub's verified pong."""
+def _with_toy(device_id: str, action: Callable[[SimulatedToy], Awaitable[T]]) -> T:
+    """Connect the simulated toy ``device_id`` (fresh connect token) and run ``action``.
+
+    Exits 1 with one line when the broker cannot be reached or the hub does not answer.
+    """
     from hub.toy.simulator import SimulatedToy
 
     settings = _settings()
     _require_device_id(device_id)
-    frame_key = derive_device_key(settings.fleet_secret(), device_id)
-    connect_key = derive_connect_key(settings.connect_root(), device_id)
+    toy = SimulatedToy(
+        device_id,
+        derive_device_key(settings.fleet_secret(), device_id),
+        settings.broker_address(),
+        settings.topic_root,
+        connect_key=derive_connect_key(settings.connect_root(), device_id),
+    )
 
-    async def ping() -> float:
-        toy = SimulatedToy(
-            device_id,
-            frame_key,
-            settings.broker_address(),
-            settings.topic_root,
-            connect_key=connect_key,
-        )
+    async def run() -> T:
         async with toy:
-            return await toy.ping(timeout)
+            return await action(toy)
 
     try:
-        rtt_ms = asyncio.run(ping())
+        return asyncio.run(run())
     except TeddyError as error:
         typer.echo(f"teddyhub: {error}", err=True)
         raise typer.Exit(1) from error
@@ -203,7 +201,29 @@ def toy_ping(
             f"teddyhub: {error}; is `teddyhub up` running (or TEDDY_TLS_CA_FILE set)?", err=True
         )
         raise typer.Exit(1) from error
+
+
+@toy_app.command("ping")
+def toy_ping(
+    device_id: Annotated[str, typer.Option(help="The simulated toy's device id.")] = "toy-0001",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the pong.")] = 5.0,
+) -> None:
+    """Send a signed ping and wait for the hub's verified pong."""
+    rtt_ms = _with_toy(device_id, lambda toy: toy.ping(timeout))
     typer.echo(f"pong for {device_id}: verified, round trip {rtt_ms:.1f} ms")
+
+
+@toy_app.command("pair")
+def toy_pair(
+    device_id: Annotated[str, typer.Option(help="The simulated toy's device id.")] = "toy-0001",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the code.")] = 5.0,
+) -> None:
+    """Ask the hub for a pairing code and print it, as the toy would speak it.
+
+    The parent posts the code with a child id to POST /api/v1/pair/code.
+    """
+    code = _with_toy(device_id, lambda toy: toy.request_pair_code(timeout))
+    typer.echo(f"pairing code for {device_id}: {code.spoken} (valid for {code.expires_in_s} s)")
 
 
 @toy_app.command("claim-proof")
@@ -238,6 +258,30 @@ def toy_claim_proof(
         secrets.token_bytes(CLAIM_NONCE_SIZE),
     )
     typer.echo(json.dumps(proof))
+
+
+@toy_app.command("status")
+def toy_status(
+    device_id: Annotated[str, typer.Option(help="The simulated toy's device id.")] = "toy-0001",
+    api_url: Annotated[
+        str | None, typer.Option(help="The API's base URL (default: 127.0.0.1, TEDDY_API_PORT).")
+    ] = None,
+) -> None:
+    """Post a signed status report to the API, as the toy does over HTTP, and print the answer."""
+    import json
+
+    from hub.toy.http import report_status
+
+    settings = _settings()
+    _require_device_id(device_id)
+    url = api_url or f"http://127.0.0.1:{settings.api_port}"
+    frame_key = derive_device_key(settings.fleet_secret(), device_id)
+    try:
+        answer = asyncio.run(report_status(url, device_id, frame_key))
+    except TeddyError as error:
+        typer.echo(f"teddyhub: {error}", err=True)
+        raise typer.Exit(1) from error
+    typer.echo(json.dumps(answer))
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ from hub.settings import Settings
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 MAX_PAGE = 500
+MAX_OFFSET = 2**31 - 1  # databases take a 64-bit OFFSET at most; no fleet is near this
 
 
 class AdminDeviceOut(BaseModel):
@@ -68,7 +69,7 @@ async def list_all_devices(
     session: SessionDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[AdminDeviceOut]:
     """Every device the fleet knows, by device id, a page at a time."""
     devices = await session.scalars(
