@@ -217,6 +217,4 @@ async def pair_with_code(
             await limiter.hit(GUESS_SCOPE, kind, key, guess_limit)
         raise PairCodeInvalid("no such pairing code; ask the toy for a new one")
     await ensure_not_revoked(settings, await session.get(Device, device_id), device_id)
-    return device_out(
-        await bind_device(session, parent, child, device_id, AuditAction.PAIR_CODE)
-    )
+    return device_out(await bind_device(session, parent, child, device_id, AuditAction.PAIR_CODE))
