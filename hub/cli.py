@@ -41,6 +41,8 @@ keys_app = typer.Typer(help="Keys derived from the fleet secret.", no_args_is_he
 app.add_typer(keys_app, name="keys")
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+accounts_app = typer.Typer(help="Parent accounts: administrators.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
 
 
 @db_app.command("upgrade")
@@ -54,6 +56,48 @@ def db_upgrade(
     settings = _settings()
     asyncio.run(upgrade(database_url(settings), revision))
     typer.echo(f"database migrated to {revision}")
+
+
+def _set_role(email: str, *, admin: bool) -> None:
+    from sqlalchemy import update
+
+    from hub.db.engine import create_engine_for, session_factory
+    from hub.db.models import Parent, ParentRole
+
+    settings = _settings()
+    role = ParentRole.ADMIN if admin else ParentRole.PARENT
+
+    async def change() -> int:
+        engine = create_engine_for(settings)
+        try:
+            async with session_factory(engine)() as session:
+                result = await session.execute(
+                    update(Parent)
+                    .where(Parent.email == email.strip().lower())
+                    .values(role=role)
+                    .execution_options(synchronize_session=False)
+                )
+                await session.commit()
+                return int(getattr(result, "rowcount", 0))
+        finally:
+            await engine.dispose()
+
+    if asyncio.run(change()) != 1:
+        typer.echo(f"teddyhub: no account with the e-mail {email!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{email} is now {role.value}")
+
+
+@accounts_app.command("grant-admin")
+def accounts_grant_admin(email: str) -> None:
+    """Make the registered account ``email`` an administrator (list and revoke devices)."""
+    _set_role(email, admin=True)
+
+
+@accounts_app.command("revoke-admin")
+def accounts_revoke_admin(email: str) -> None:
+    """Make the administrator ``email`` a parent again."""
+    _set_role(email, admin=False)
 
 
 @keys_app.command("connect-root")
@@ -224,6 +268,25 @@ def toy_pair(
     """
     code = _with_toy(device_id, lambda toy: toy.request_pair_code(timeout))
     typer.echo(f"pairing code for {device_id}: {code.spoken} (valid for {code.expires_in_s} s)")
+
+
+@toy_app.command("listen")
+def toy_listen(
+    device_id: Annotated[str, typer.Option(help="The simulated toy's device id.")] = "toy-0001",
+    seconds: Annotated[float, typer.Option(help="How long to listen.")] = 30.0,
+) -> None:
+    """Print every verified downlink the toy receives (``unpaired`` after an unpairing)."""
+
+    async def listen(toy: SimulatedToy) -> int:
+        count = 0
+        async for frame in toy.listen(seconds):
+            count += 1
+            payload = frame.payload.decode("utf-8", errors="replace") if frame.payload else ""
+            typer.echo(f"{device_id} received {frame.kind.topic_name} {payload}".rstrip())
+        return count
+
+    received = _with_toy(device_id, listen)
+    typer.echo(f"{device_id}: {received} verified downlink(s) in {seconds:g} s")
 
 
 @toy_app.command("claim-proof")

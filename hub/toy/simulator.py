@@ -9,11 +9,12 @@ was not seen before. Anything else is dropped with its reason, like the hub does
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -163,6 +164,17 @@ class SimulatedToy:
         nonce = await self.send(Kind.PING)
         await self.receive(Kind.PONG, timeout_s, match=lambda frame: frame.payload == nonce)
         return (time.perf_counter() - started) * 1000
+
+    async def listen(self, seconds: float) -> AsyncIterator[Frame]:
+        """Every verified downlink that arrives within ``seconds`` (the rest are dropped with
+        their reason in ``rejected``)."""
+        client = self._require_client()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                async for message in client.messages:
+                    frame = self._verify(message)
+                    if frame is not None:
+                        yield frame
 
     async def request_pair_code(self, timeout_s: float = 5.0) -> PairCode:
         """Ask the hub for a pairing code and return the verified answer.
