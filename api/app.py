@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.middleware import MetricsMiddleware, SecurityHeadersMiddleware
+from api.openapi import install_problem_openapi
 from api.problems import UnexpectedErrorMiddleware, install_problem_handlers, problem_response
 from api.ratelimit import REDIS_TIMEOUT_S, RateLimiter, parse_limit
 from api.routes import admin, auth, children, devices, esp32, pairing
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     registry = CollectorRegistry()
     install_problem_handlers(app)
+    install_problem_openapi(app)
     # Added innermost first: unexpected errors become 500s that still get CORS and security
     # headers and are counted.
     app.add_middleware(UnexpectedErrorMiddleware)

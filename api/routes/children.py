@@ -42,6 +42,7 @@ from pydantic import (
 from sqlalchemy import func, select
 
 from api.auth_errors import InvalidCredentials
+from api.binding import DeviceOut, device_out
 from api.deps import CurrentParent, HasherDep, SessionDep
 from api.ownership import own_child
 from api.ratelimit import AccountLimit, rate_limited
@@ -159,16 +160,6 @@ class ChildOut(BaseModel):
     consent: ConsentOut
     created_at: datetime
     updated_at: datetime
-
-
-class DeviceOut(BaseModel):
-    """A toy bound to the child, as the export lists it."""
-
-    device_id: str
-    firmware_version: str | None
-    last_seen_at: datetime | None
-    revoked_at: datetime | None
-    created_at: datetime
 
 
 class AuditOut(BaseModel):
@@ -353,16 +344,7 @@ async def export_child(
     document = ChildExport(
         exported_at=_now(),
         child=_child_out(child),
-        devices=[
-            DeviceOut(
-                device_id=device.device_id,
-                firmware_version=device.firmware_version,
-                last_seen_at=device.last_seen_at,
-                revoked_at=device.revoked_at,
-                created_at=device.created_at,
-            )
-            for device in devices
-        ],
+        devices=[device_out(device) for device in devices],
         audit=[
             AuditOut(at=entry.at, action=entry.action, detail=entry.detail) for entry in entries
         ],
