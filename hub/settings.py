@@ -12,6 +12,7 @@ secret stops the process with an error naming the variable.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -24,7 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.errors import ConfigError
 from hub.mqtt import BrokerAddress
-from hub.protocol.keys import derive_connect_root
+from hub.protocol.keys import derive_connect_root, derive_dev_transcript_key
 from hub.protocol.tokens import service_password, service_username
 from hub.protocol.topics import DEFAULT_TOPIC_ROOT, validate_topic_root
 
@@ -48,6 +49,7 @@ _GENERATED_SECRETS = {
     "esp32_shared_secret": "ESP32_SHARED_SECRET",
     "jwt_secret_key": "JWT_SECRET_KEY",
 }
+TRANSCRIPT_KEY_SIZE = 32
 
 
 def _default_data_dir() -> Path:
@@ -153,6 +155,36 @@ class Settings(BaseSettings):
     firmware_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     firmware_url: str | None = None
 
+    # Conversation. Providers: "offline" (local, the embedded default), "openai" (any
+    # OpenAI-compatible server), or "auto": openai when OPENAI_API_KEY or OPENAI_BASE_URL is set.
+    voice_provider: Literal["auto", "offline", "openai"] = "auto"
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "TEDDY_OPENAI_BASE_URL")
+    )
+    openai_chat_model: str = "gpt-4o-mini"
+    openai_stt_model: str = "gpt-4o-mini-transcribe"
+    openai_tts_model: str = "gpt-4o-mini-tts"
+    openai_tts_voice: str = "coral"
+    openai_moderation_model: str | None = "omni-moderation-latest"
+    # One provider call's timeout and retries (429, 5xx, timeouts), all inside the turn deadline.
+    provider_timeout_s: float = Field(default=10.0, gt=0)
+    provider_retries: int = Field(default=2, ge=0, le=10)
+    turn_deadline_s: float = Field(default=20.0, gt=0)
+    moderation_timeout_s: float = Field(default=3.0, gt=0)
+    # Where the offline voice models come from: default, the packages' own files.
+    offline_stt_model: str | None = None
+    offline_tts_voice: Path | None = None
+    # Utterances: longest accepted, and how long an unfinished one may wait for its chunks.
+    max_utterance_s: float = Field(default=15.0, gt=0, le=60)
+    utterance_timeout_s: float = Field(default=4.0, gt=0)
+    reply_max_chars: int = Field(default=400, ge=40, le=4000)
+    session_max_turns: int = Field(default=30, ge=1)
+    context_turns: int = Field(default=6, ge=0, le=50)
+    # Transcripts are encrypted with AES-256-GCM. A JSON list of base64 32-byte keys, oldest
+    # first: the newest encrypts, every one decrypts (rotation). Generated in development.
+    transcript_keys: list[SecretStr] = []
+    retention_days: int = Field(default=30, ge=1)
+
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
 
@@ -226,6 +258,38 @@ class Settings(BaseSettings):
         return self.broker_address(
             username=service_username(name), password=service_password(self.connect_root(), name)
         )
+
+    def transcript_key_list(self) -> list[bytes]:
+        """The transcript keys, oldest first (the last encrypts).
+
+        In development without ``TEDDY_TRANSCRIPT_KEYS``, one key derived from the fleet
+        secret (production refuses to start without the setting).
+
+        Raises:
+            ConfigError: for a key that is not base64 of 32 bytes.
+        """
+        if not self.transcript_keys:
+            if self.is_production:
+                raise ConfigError("TEDDY_TRANSCRIPT_KEYS must be set in production")
+            return [derive_dev_transcript_key(self.fleet_secret())]
+        keys = []
+        for position, key in enumerate(self.transcript_keys):
+            try:
+                raw = base64.b64decode(key.get_secret_value(), validate=True)
+            except ValueError as error:
+                raise ConfigError(f"TEDDY_TRANSCRIPT_KEYS[{position}] is not base64") from error
+            if len(raw) != TRANSCRIPT_KEY_SIZE:
+                raise ConfigError(
+                    f"TEDDY_TRANSCRIPT_KEYS[{position}] must be {TRANSCRIPT_KEY_SIZE} bytes"
+                )
+            keys.append(raw)
+        return keys
+
+    def uses_openai(self) -> bool:
+        """True when the OpenAI-compatible providers are configured for cloud-consented children."""
+        if self.voice_provider == "auto":
+            return self.openai_api_key is not None or self.openai_base_url is not None
+        return self.voice_provider == "openai"
 
     def fleet_secret(self) -> bytes:
         """The fleet secret as HKDF input keying material.
@@ -319,6 +383,7 @@ def check_production(settings: Settings) -> None:
         raise ConfigError("TEDDY_BROKER_ALLOW_ANONYMOUS must not be set in production")
     if not settings.mqtt_tls:
         raise ConfigError("TEDDY_MQTT_TLS must stay on in production")
+    settings.transcript_key_list()  # present and well formed
 
 
 def _check_secret(variable: str, value: str | None) -> None:

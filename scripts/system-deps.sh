@@ -3,7 +3,7 @@
 # Needs root (as on the development and CI machines); elsewhere it names what to install.
 set -euo pipefail
 
-packages=(mosquitto mosquitto-clients libmbedtls-dev mosquitto-dev libmosquitto-dev curl jq)
+packages=(mosquitto mosquitto-clients libmbedtls-dev mosquitto-dev libmosquitto-dev curl jq libopus0 libopus-dev ffmpeg espeak-ng)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

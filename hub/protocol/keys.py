@@ -69,6 +69,11 @@ def derive_pair_code_key(fleet_secret: bytes) -> bytes:
     return _hkdf(fleet_secret, PAIR_CODE_KEY_INFO)
 
 
+def derive_dev_transcript_key(fleet_secret: bytes) -> bytes:
+    """Development only: a transcript key when none is configured (production requires one)."""
+    return _hkdf(fleet_secret, b"teddy/v1/dev-transcript-key")
+
+
 class DeviceKeyring:
     """Derives frame keys on demand and keeps the most recent ones.
 

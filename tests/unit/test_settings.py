@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import stat
 from pathlib import Path
 
@@ -17,6 +19,7 @@ ALL_VARIABLES = [
     "JWT_SECRET_KEY",
     "ESP32_SHARED_SECRET",
     "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
     "TEDDY_ENV",
     "TEDDY_DATA_DIR",
     "TEDDY_API_PORT",
@@ -39,6 +42,7 @@ def production(monkeypatch: pytest.MonkeyPatch, **overrides: str) -> None:
         "JWT_SECRET_KEY": STRONG[::-1],
         "REDIS_URL": "redis://127.0.0.1:6379/0",
         "DATABASE_URL": "postgresql+asyncpg://teddy@127.0.0.1/teddy",
+        "TEDDY_TRANSCRIPT_KEYS": json.dumps([base64.b64encode(bytes(range(32))).decode()]),
     } | overrides
     for name, value in values.items():
         if value:
@@ -89,7 +93,8 @@ def test_production_accepts_strong_settings(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.mark.parametrize(
-    "variable", ["ESP32_SHARED_SECRET", "JWT_SECRET_KEY", "REDIS_URL", "DATABASE_URL"]
+    "variable",
+    ["ESP32_SHARED_SECRET", "JWT_SECRET_KEY", "REDIS_URL", "DATABASE_URL", "TEDDY_TRANSCRIPT_KEYS"],
 )
 def test_production_refuses_missing(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
     production(monkeypatch, **{variable: ""})
@@ -172,3 +177,19 @@ def test_a_production_broker_without_a_connect_root_is_refused(
     monkeypatch.setenv("TEDDY_ENV", "production")
     with pytest.raises(ConfigError, match="TEDDY_BROKER_CONNECT_ROOT"):
         load_settings(role="broker")
+
+
+@pytest.mark.parametrize("keys", ['["bm90IDMyIGJ5dGVz"]', '["%%%"]'], ids=["short", "not-base64"])
+def test_production_refuses_malformed_transcript_keys(
+    monkeypatch: pytest.MonkeyPatch, keys: str
+) -> None:
+    production(monkeypatch, TEDDY_TRANSCRIPT_KEYS=keys)
+    with pytest.raises(ConfigError, match="TEDDY_TRANSCRIPT_KEYS"):
+        load_settings()
+
+
+def test_development_derives_a_transcript_key() -> None:
+    settings = load_settings()
+    (key,) = settings.transcript_key_list()
+    assert len(key) == 32
+    assert load_settings().transcript_key_list() == [key]  # stable across processes
