@@ -62,14 +62,16 @@ def device_out(device: Device) -> DeviceOut:
     )
 
 
-async def ensure_not_revoked(settings: Settings, device: Device | None, device_id: str) -> None:
-    """Refuse a device in the revocation file or marked revoked in its row.
+async def ensure_not_revoked(settings: Settings, device_id: str) -> None:
+    """Refuse a device in the revocation file.
+
+    The file is the one source of truth, the same list brokers and hubs read, so the API never
+    disagrees with them; ``devices.revoked_at`` only records when an administrator revoked.
 
     Raises:
         DeviceRevoked: 403.
     """
-    revoked = await FileRevocations(settings.revoked_devices_file).revoked_device_ids()
-    if device_id in revoked or (device is not None and device.revoked_at is not None):
+    if device_id in await FileRevocations(settings.revoked_devices_file).revoked_device_ids():
         raise DeviceRevoked("this device is revoked")
 
 

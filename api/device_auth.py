@@ -9,7 +9,8 @@ Checks, in order, each refusal with a stable ``code``:
    length or while it is read, so an oversized body is never buffered whole;
 3. the signature under the device's HTTP key (401 ``device_auth_bad_signature``);
 4. the clock window (401 ``device_auth_stale`` / ``device_auth_future``);
-5. the device is not revoked, in the revocation file or its row (403 ``device_revoked``);
+5. the device is not revoked: in the revocation file brokers and hubs read (403
+   ``device_revoked``);
 6. the nonce was never seen (409 ``device_request_replay``), in the API's replay store
    (503 ``nonce_store_unavailable`` when it cannot answer: fail closed).
 
@@ -30,10 +31,9 @@ from typing import Annotated, Final
 from fastapi import Depends, Request
 
 from api.binding import DeviceRevoked
-from api.deps import SessionDep, SettingsDep
+from api.deps import SettingsDep
 from api.errors import ApiError, Conflict
 from api.nonces import NonceStoreDep, spend_nonce
-from hub.db.models import Device
 from hub.protocol.device_http import (
     HTTP_REPLAY_TTL_S,
     DeviceRequestRejected,
@@ -161,12 +161,8 @@ def _refuse(error: ApiError, reason: str, device_id: str | None) -> ApiError:
     return error
 
 
-async def _is_revoked(
-    request: Request, settings: Settings, device_id: str, row: Device | None
-) -> bool:
-    """Revoked in the file brokers and hubs read, or on the device's row."""
-    if row is not None and row.revoked_at is not None:
-        return True
+async def _is_revoked(request: Request, settings: Settings, device_id: str) -> bool:
+    """Revoked in the file brokers and hubs read (the one source of truth)."""
     state = request.app.state
     path = settings.revoked_devices_file
     revocations: FileRevocations | None = getattr(state, "device_revocations", None)
@@ -179,7 +175,7 @@ async def _is_revoked(
 
 
 async def authenticated_device(
-    request: Request, settings: SettingsDep, session: SessionDep, nonces: NonceStoreDep
+    request: Request, settings: SettingsDep, nonces: NonceStoreDep
 ) -> AuthenticatedDevice:
     """Authenticate the request as a device, or refuse it (see the module docstring).
 
@@ -206,8 +202,7 @@ async def authenticated_device(
         ) from None
 
     device_id = verified.device_id
-    row = await session.get(Device, device_id)
-    if await _is_revoked(request, settings, device_id, row):
+    if await _is_revoked(request, settings, device_id):
         raise _refuse(DeviceRevoked("this device is revoked"), "revoked", device_id)
     fresh = await spend_nonce(
         nonces, http_nonce_key(device_id, verified.nonce_hex), HTTP_REPLAY_TTL_S

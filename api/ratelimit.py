@@ -24,6 +24,7 @@ retry, while failing open would hand out unlimited password and pairing-code gue
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -106,24 +107,6 @@ class RateLimiter:
             raise RateLimitUnavailable from error
         raise RateLimited(math.ceil(stats.reset_time - time.time()))
 
-    async def check(
-        self, scope: str, kind: str, key: str, limit: limits.RateLimitItem | None = None
-    ) -> None:
-        """Refuse when the budget is spent, without counting this request (counted only on
-        failure, as for wrong pairing-code guesses).
-
-        Raises:
-            RateLimited, RateLimitUnavailable: as :meth:`hit`.
-        """
-        item = limit or self.limit
-        try:
-            if await self._strategy.test(item, scope, kind, key):
-                return
-            stats = await self._strategy.get_window_stats(item, scope, kind, key)
-        except (StorageError, RedisError, OSError) as error:
-            raise RateLimitUnavailable from error
-        raise RateLimited(math.ceil(stats.reset_time - time.time()))
-
 
 def client_ip(request: Request, *, trust_proxy_headers: bool) -> str:
     """The address a request counts against.
@@ -137,6 +120,23 @@ def client_ip(request: Request, *, trust_proxy_headers: bool) -> str:
         if hops:
             return hops[-1]
     return request.client.host if request.client else "unknown"
+
+
+def address_block(ip: str) -> str:
+    """The block one client controls: the IPv4 address itself, the /64 of an IPv6 address.
+
+    An IPv6 client usually holds a whole /64; keying limits on single addresses would give it
+    2^64 buckets.
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 class AccountLimit:

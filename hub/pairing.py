@@ -108,7 +108,8 @@ async def issue_code(
 async def redeem_code(session: AsyncSession, key: bytes, code: str, *, now: datetime) -> str | None:
     """Spend a live code in ``session``'s transaction; the device id it named, or None.
 
-    The caller commits: spending and binding the device happen together or not at all.
+    The caller commits. The API commits the spend before it binds the device, so a code that
+    named a revoked or someone else's toy is used up all the same (and the refusal audited).
     """
     digest = code_digest(key, code)
     device_id: str | None = await session.scalar(

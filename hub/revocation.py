@@ -60,7 +60,7 @@ class FileRevocations:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int, int] | None = None
         self._revoked: frozenset[str] = frozenset()
 
     async def revoked_device_ids(self) -> frozenset[str]:
@@ -70,7 +70,9 @@ class FileRevocations:
         except FileNotFoundError:
             self._stamp, self._revoked = None, frozenset()
             return self._revoked
-        stamp = (status.st_mtime_ns, status.st_size)
+        # The inode and change time as well: a replaced file, or one copied in with its old
+        # modification time kept (cp -p, rsync -t), is seen even at the same size.
+        stamp = (status.st_ino, status.st_mtime_ns, status.st_ctime_ns, status.st_size)
         if stamp != self._stamp:
             self._revoked = read_revocation_file(self._path)
             self._stamp = stamp

@@ -81,8 +81,9 @@ class Settings(BaseSettings):
     # Read the client address from X-Forwarded-For (its last hop) only behind a proxy that
     # sets it; otherwise any client could pick its own rate-limit bucket.
     trust_proxy_headers: bool = False
-    # Wrong pairing codes one account may post per window before it must wait: the code space
-    # is small (six digits), so guessing is limited far below the general rate limit.
+    # Pairing-code attempts per account and per client network (IPv4 address, IPv6 /64) in a
+    # window: the code space is small (six digits), so guessing is limited far below the
+    # general rate limit.
     pair_code_guess_limit: str = "10/hour"
     pair_code_ttl_s: int = Field(default=600, ge=60, le=3600)
     jwt_issuer: str = "teddyhub"

@@ -5,8 +5,9 @@ a route that does not exist (``CurrentAdmin``).
 
 Revocation writes the revocation file that brokers and hubs poll (``TEDDY_REVOCATION_FILE``;
 in a multi-host deployment, a volume they all mount), so the toy is refused by the broker and
-the hub within seconds and without a restart; the device's row records when. A device that has
-never been seen gets a row, so that it is listed as revoked.
+the hub within seconds and without a restart. The file is the one source of truth (what
+``revoked`` shows); the device's row records since when an administrator revoked it. A device
+that has never been seen gets a row, so that it is listed.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _admin_out(device: Device, revoked_ids: frozenset[str]) -> AdminDeviceOut:
         child_id=device.child_id,
         firmware_version=device.firmware_version,
         last_seen_at=device.last_seen_at,
-        revoked=device.device_id in revoked_ids or device.revoked_at is not None,
+        revoked=device.device_id in revoked_ids,
         revoked_at=device.revoked_at,
         created_at=device.created_at,
     )
@@ -82,17 +83,31 @@ async def list_all_devices(
 async def _set_revoked(
     admin: Parent, session: SessionDep, settings: Settings, device_id: str, *, revoked: bool
 ) -> AdminDeviceOut:
-    await asyncio.to_thread(
-        change_revocation, settings.revoked_devices_file, device_id, revoked=revoked
-    )
+    """Record, change the file, then commit; a failed commit puts the file back.
+
+    The row and the audit entry are written (flushed) first, so that once the file has
+    changed only the commit can fail, and then the change is undone: the file, which brokers
+    and hubs obey, and the record of who changed it never disagree for long.
+    """
     device = await session.get(Device, device_id)
     if device is None:
         device = Device(device_id=device_id)
         session.add(device)
-    device.revoked_at = datetime.now(UTC) if revoked else None
+    if revoked:
+        device.revoked_at = device.revoked_at or datetime.now(UTC)
+    else:
+        device.revoked_at = None
     action = AuditAction.ADMIN_REVOKE if revoked else AuditAction.ADMIN_RESTORE
     session.add(audit_device(admin, action, device_id))
-    await session.commit()
+    await session.flush()
+    path = settings.revoked_devices_file
+    changed = await asyncio.to_thread(change_revocation, path, device_id, revoked=revoked)
+    try:
+        await session.commit()
+    except BaseException:
+        if changed:
+            await asyncio.to_thread(change_revocation, path, device_id, revoked=not revoked)
+        raise
     await session.refresh(device)
     return _admin_out(device, await _revoked_ids(settings))
 

@@ -71,7 +71,8 @@ Email = Annotated[
         strip_whitespace=True,
         min_length=3,
         max_length=EMAIL_MAX_LENGTH,
-        pattern=r"^[^@\s]+@[^@\s]+$",
+        # No control characters: PostgreSQL refuses NUL in text, and none belongs in an address.
+        pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$",
     ),
 ]
 # Login accepts any password up to the maximum: the strength rules are for new passwords.

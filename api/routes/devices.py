@@ -16,10 +16,11 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.binding import DeviceOut, audit_device, device_out
 from api.deps import CurrentParent, SessionDep, SettingsDep
+from api.errors import NotFound
 from api.ownership import own_child, own_device
 from api.toy_link import notify_toy
 from hub.db.models import AuditAction, Device
@@ -78,7 +79,16 @@ async def move_device(
     device = await own_device(session, parent, device_id)
     child = await own_child(session, parent, body.child_id)
     previous = device.child_id
-    device.child_id = child.id
+    # Conditional on ownership, so a stale request after an unpairing moves nothing.
+    moved = await session.execute(
+        update(Device)
+        .where(Device.device_id == device_id, Device.parent_id == parent.id)
+        .values(child_id=child.id)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(moved, "rowcount", 0) != 1:
+        await session.rollback()
+        raise NotFound("no such device")
     session.add(
         audit_device(
             parent,
@@ -89,6 +99,7 @@ async def move_device(
         )
     )
     await session.commit()
+    await session.refresh(device)
     return device_out(device)
 
 

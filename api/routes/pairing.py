@@ -8,7 +8,7 @@ with a stable ``code``:
    key for the caller's account (403 ``claim_bad_signature``): a proof made for another account
    does not verify;
 2. the clock window (403 ``claim_stale`` / ``claim_future``);
-3. the device is not revoked, in the revocation file or its row (403 ``device_revoked``);
+3. the device is not revoked (the revocation file; 403 ``device_revoked``);
 4. the nonce was never seen (409 ``claim_replay``), claimed in the Redis nonce store when
    ``REDIS_URL`` is set, else in one in-process store per app (503 ``nonce_store_unavailable``
    when it cannot answer: fail closed);
@@ -21,12 +21,14 @@ Success creates or updates the device row, audits ``claim`` and answers the devi
 
 **Pairing code.** The toy asks the hub for a code and speaks it (docs/protocol.md, "Pairing
 codes"); ``POST /api/v1/pair/code`` takes the code and the child. Rate limited per IP and per
-account like every pairing route, and in addition each account and IP may make only
-``TEDDY_PAIR_CODE_GUESS_LIMIT`` wrong guesses per window (429 ``rate_limited``, checked before
-the code is looked at, so a guesser learns nothing once out of guesses). A wrong, expired or
-used code answers 404 ``pair_code_invalid`` (the three are indistinguishable) and is audited
-``pair_code_failed``. The child is checked before the code is spent; a right code is spent even
-when the device then turns out revoked (403) or another parent's (409).
+account like every pairing route, and in addition each account and each client network (the
+IPv4 address, the IPv6 /64) may make only ``TEDDY_PAIR_CODE_GUESS_LIMIT`` attempts per window,
+counted before the code is looked at (429 ``rate_limited``): a guesser learns nothing once out
+of attempts, and concurrent requests cannot slip past the count. A wrong, expired or used code
+answers 404 ``pair_code_invalid`` (the three are indistinguishable) and is audited
+``pair_code_failed``. The child is checked first (a wrong child costs no attempt); a right code
+is spent even when the device then turns out revoked (403) or another parent's (409), and
+those refusals are audited ``pair_code_failed`` with their reason.
 """
 
 from __future__ import annotations
@@ -45,8 +47,15 @@ from api.deps import CurrentParent, SessionDep, SettingsDep
 from api.errors import ApiError, Conflict, NotFound
 from api.nonces import NonceStoreDep, spend_nonce
 from api.ownership import own_child
-from api.ratelimit import AccountLimit, RateLimiter, client_ip, parse_limit, rate_limited
-from hub.db.models import AuditAction, Device
+from api.ratelimit import (
+    AccountLimit,
+    RateLimiter,
+    address_block,
+    client_ip,
+    parse_limit,
+    rate_limited,
+)
+from hub.db.models import AuditAction
 from hub.pairing import normalise_code, redeem_code
 from hub.protocol.claims import (
     CLAIM_FIELDS,
@@ -167,8 +176,7 @@ async def claim_device(
     except ClaimRejected as error:
         raise _REJECTIONS[error.reason](error.detail) from None
 
-    device = await session.get(Device, proof.device_id)
-    await ensure_not_revoked(settings, device, proof.device_id)
+    await ensure_not_revoked(settings, proof.device_id)
     fresh = await spend_nonce(
         nonces, claim_nonce_key(proof.device_id, proof.nonce_hex), CLAIM_REPLAY_TTL_S
     )
@@ -194,27 +202,32 @@ async def pair_with_code(
         ApiError: with the codes listed in this module's docstring.
     """
     await account_limit(str(parent.id))
+    child = await own_child(session, parent, body.child_id)
+    # Every attempt spends from the budget before the code is looked at, so concurrent
+    # requests cannot all slip in under it; a parent typing the right code spends one.
     limiter: RateLimiter = request.app.state.rate_limiter
     guess_limit = parse_limit(settings.pair_code_guess_limit, "TEDDY_PAIR_CODE_GUESS_LIMIT")
-    guessers = (
-        ("account", str(parent.id)),
-        ("ip", client_ip(request, trust_proxy_headers=settings.trust_proxy_headers)),
-    )
-    for kind, key in guessers:
-        await limiter.check(GUESS_SCOPE, kind, key, guess_limit)
-    child = await own_child(session, parent, body.child_id)
+    ip = client_ip(request, trust_proxy_headers=settings.trust_proxy_headers)
+    await limiter.hit(GUESS_SCOPE, "account", str(parent.id), guess_limit)
+    await limiter.hit(GUESS_SCOPE, "network", address_block(ip), guess_limit)
     code = normalise_code(body.code)
     device_id = None
     if code is not None:
         code_key = derive_pair_code_key(settings.fleet_secret())
         device_id = await redeem_code(session, code_key, code, now=datetime.now(UTC))
     if device_id is None:
-        session.add(audit_device(parent, AuditAction.PAIR_CODE_FAILED, None))
-    # Spent (or the failure recorded) before anything else can refuse.
-    await session.commit()
-    if device_id is None:
-        for kind, key in guessers:
-            await limiter.hit(GUESS_SCOPE, kind, key, guess_limit)
+        session.add(audit_device(parent, AuditAction.PAIR_CODE_FAILED, None, reason="invalid"))
+        await session.commit()
         raise PairCodeInvalid("no such pairing code; ask the toy for a new one")
-    await ensure_not_revoked(settings, await session.get(Device, device_id), device_id)
-    return device_out(await bind_device(session, parent, child, device_id, AuditAction.PAIR_CODE))
+    # The code is spent from here on, whatever refuses next; each refusal is audited.
+    await session.commit()
+    try:
+        await ensure_not_revoked(settings, device_id)
+        device = await bind_device(session, parent, child, device_id, AuditAction.PAIR_CODE)
+    except ApiError as error:
+        session.add(
+            audit_device(parent, AuditAction.PAIR_CODE_FAILED, device_id, reason=error.code)
+        )
+        await session.commit()
+        raise
+    return device_out(device)

@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
 from hub.settings import Settings
 
 SQLITE_FILE = "teddyhub.sqlite3"
+CONNECT_TIMEOUT_S = 3.0
+COMMAND_TIMEOUT_S = 15.0
 # The driver-less spellings the earlier product (and most hosting providers) use.
 _ASYNC_DRIVERS = {
     "postgres": "postgresql+asyncpg",
@@ -62,7 +64,15 @@ def create_engine_for(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(url)
         enable_sqlite_foreign_keys(engine)
         return engine
-    return create_async_engine(url, pool_size=settings.db_pool_size, pool_pre_ping=True)
+    # A database that does not answer must fail a request in seconds, not hold it (and a hub
+    # worker) for the driver's default minute.
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        pool_pre_ping=True,
+        pool_timeout=CONNECT_TIMEOUT_S,
+        connect_args={"timeout": CONNECT_TIMEOUT_S, "command_timeout": COMMAND_TIMEOUT_S},
+    )
 
 
 def enable_sqlite_foreign_keys(engine: AsyncEngine) -> None:

@@ -96,6 +96,18 @@ async def test_register_refuses_unknown_fields(auth_client: httpx.AsyncClient) -
     assert any(error["loc"][-1] == "role" for error in body["errors"])
 
 
+@pytest.mark.parametrize("route", ["register", "login"])
+@pytest.mark.parametrize("email", ["\u0000@a", "ada\u0007@example.com", "ada@exa\u007fmple.com"])
+async def test_control_characters_in_an_email_are_invalid_input(
+    auth_client: httpx.AsyncClient, route: str, email: str
+) -> None:
+    """Found by the schemathesis run: PostgreSQL refuses NUL in text, which was a 500."""
+    response = await auth_client.post(
+        f"{AUTH}/{route}", json={"email": email, "password": PASSWORD}
+    )
+    assert_problem(response, 422, "validation_failed")
+
+
 async def test_register_refuses_weak_password(auth_client: httpx.AsyncClient) -> None:
     response = await auth_client.post(
         f"{AUTH}/register", json={"email": "ada@example.com", "password": "password"}

@@ -7,6 +7,7 @@ hub issues them, with :func:`hub.pairing.issue_code` on the app's database.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from api.app import create_app
+from api.ratelimit import address_block
 from hub.db.models import AuditAction, AuditEntry, PairingCode
 from hub.pairing import PairingCodeCooldown, normalise_code
 from hub.revocation import write_revocation_file
@@ -122,6 +124,20 @@ async def test_text_that_is_no_code_is_a_wrong_guess(
     assert (await audit_actions(app))[-1] == AuditAction.PAIR_CODE_FAILED.value
 
 
+@pytest.mark.parametrize(
+    ("ip", "block"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff::9", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("testclient", "testclient"),
+    ],
+)
+def test_attempts_count_per_ipv4_address_and_ipv6_64(ip: str, block: str) -> None:
+    assert address_block(ip) == block
+
+
 def test_codes_are_six_digits_as_typed() -> None:
     assert normalise_code("042 917") == "042917"
     assert normalise_code("042-917") == "042917"
@@ -198,9 +214,17 @@ async def test_a_revoked_device_cannot_be_paired(
     write_revocation_file(api_settings.revoked_devices_file, {DEVICE})
     assert_problem(await post_code(client, ada, code, child_id), 403, "device_revoked")
     assert await device_row(app, DEVICE) is None
+    write_revocation_file(api_settings.revoked_devices_file, set())
+    assert_problem(await post_code(client, ada, code, child_id), 404, "pair_code_invalid")
+    async with app.state.sessions() as session:
+        refusal = await session.scalar(select(AuditEntry).where(AuditEntry.subject_id == DEVICE))
+    assert refusal is not None and refusal.action == AuditAction.PAIR_CODE_FAILED.value
+    assert refusal.detail == {"reason": "device_revoked"}
 
 
-async def test_a_new_code_replaces_the_old_and_requests_cool_down(app: FastAPI) -> None:
+async def test_a_new_code_replaces_the_old_and_requests_cool_down(
+    app: FastAPI, client: httpx.AsyncClient, ada: Account
+) -> None:
     now = datetime.now(UTC)
     first = await hub_issues(app, now=now)
     with pytest.raises(PairingCodeCooldown):
@@ -209,8 +233,42 @@ async def test_a_new_code_replaces_the_old_and_requests_cool_down(app: FastAPI) 
     async with app.state.sessions() as session:
         rows = list(await session.scalars(select(PairingCode)))
     assert [row.device_id for row in rows] == [DEVICE]
-    assert rows[0].code_digest not in (first, second)  # only the keyed digest is stored
-    assert len(rows[0].code_digest) == 64
+    assert first not in rows[0].code_digest and second not in rows[0].code_digest
+    child_id = await add_child(client, ada)
+    if first != second:
+        assert_problem(await post_code(client, ada, first, child_id), 404, "pair_code_invalid")
+    assert (await post_code(client, ada, second, child_id)).status_code == 200
+
+
+async def test_concurrent_attempts_cannot_outrun_the_budget(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = create_app(make_settings(pair_code_guess_limit="3/hour"))
+    app.state.password_hasher = CHEAP_HASHER
+    async with serve(app) as client:
+        ada = await register(client, "ada@example.com")
+        child_id = await add_child(client, ada)
+        code = await hub_issues(app)
+        answers = await asyncio.gather(
+            *(post_code(client, ada, wrong(code), child_id) for _ in range(12))
+        )
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses == [404] * 3 + [429] * 9
+
+
+async def test_two_parents_racing_for_one_code_one_wins(
+    app: FastAPI, client: httpx.AsyncClient, ada: Account, eve: Account
+) -> None:
+    adas_child = await add_child(client, ada)
+    eves_child = await add_child(client, eve)
+    code = await hub_issues(app)
+    first, second = await asyncio.gather(
+        post_code(client, ada, code, adas_child), post_code(client, eve, code, eves_child)
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 404]
+    winner = ada if first.status_code == 200 else eve
+    row = await device_row(app, DEVICE)
+    assert row is not None and row.parent_id == winner.id
 
 
 async def test_expired_codes_are_swept_when_a_code_is_issued(app: FastAPI) -> None:
