@@ -26,7 +26,7 @@ from api.middleware import MetricsMiddleware, SecurityHeadersMiddleware
 from api.openapi import install_problem_openapi
 from api.problems import UnexpectedErrorMiddleware, install_problem_handlers, problem_response
 from api.ratelimit import REDIS_TIMEOUT_S, RateLimiter, parse_limit
-from api.routes import admin, auth, children, devices, esp32, pairing
+from api.routes import admin, auth, children, devices, esp32, history, pairing
 from hub.db.engine import create_engine_for, database_url, is_sqlite, session_factory
 from hub.db.migrate import upgrade
 from hub.errors import ConfigError
@@ -155,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(auth.router)
     app.include_router(children.router)
+    app.include_router(history.router)
     app.include_router(pairing.router)
     app.include_router(devices.router)
     app.include_router(admin.router)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import typer
@@ -123,6 +124,35 @@ def _require_device_id(device_id: str) -> None:
     except TeddyError as error:
         typer.echo(f"teddyhub: {error}", err=True)
         raise typer.Exit(2) from error
+
+
+@app.command()
+def purge(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+) -> None:
+    """Delete turns and alerts older than TEDDY_RETENTION_DAYS, and conversations left empty."""
+    from hub.db.engine import create_engine_for, session_factory
+    from hub.purge import PurgeCounts, purge_expired
+
+    settings = _settings()
+
+    async def run() -> PurgeCounts:
+        engine = create_engine_for(settings)
+        try:
+            return await purge_expired(
+                session_factory(engine), retention_days=settings.retention_days, dry_run=dry_run
+            )
+        finally:
+            await engine.dispose()
+
+    counts = asyncio.run(run())
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(
+        f"{verb} {counts.turns} turns, {counts.alerts} alerts, "
+        f"{counts.conversations} conversations older than {settings.retention_days} days"
+    )
 
 
 @app.command()
@@ -287,6 +317,72 @@ def toy_listen(
 
     received = _with_toy(device_id, listen)
     typer.echo(f"{device_id}: {received} verified downlink(s) in {seconds:g} s")
+
+
+@toy_app.command("say")
+def toy_say(  # noqa: PLR0917 - typer maps one parameter per option
+    text: Annotated[str | None, typer.Argument(help="What the child says.")] = None,
+    wav: Annotated[
+        Path | None, typer.Option(help="Recorded speech to send instead (any WAV).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Save the spoken reply as a WAV file.")] = None,
+    codec: Annotated[str, typer.Option(help="Uplink and playback codec: pcm16 or opus.")] = "pcm16",
+    typed: Annotated[bool, typer.Option(help="Send the text typed, not spoken.")] = False,
+    device_id: Annotated[str, typer.Option(help="The simulated toy's device id.")] = "toy-0001",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply.")] = 60.0,
+) -> None:
+    """Talk to the hub like a child pressing the button; print and save the toy's reply.
+
+    Without --wav the words are spoken with the offline voice on this machine and sent as
+    16 kHz audio (PCM16 or Opus), as a toy's microphone would.
+    """
+    from hub.protocol.conversation import CODEC_BY_NAME
+    from hub.toy.talk import Reply, Talker
+    from hub.voice.audio import pcm_to_wav, resample, wav_to_pcm
+
+    if (text is None) == (wav is None):
+        typer.echo("teddyhub: give the words to say, or --wav with recorded speech", err=True)
+        raise typer.Exit(2)
+    uplink = CODEC_BY_NAME.get(codec)
+    if uplink is None:
+        typer.echo("teddyhub: --codec is pcm16 or opus", err=True)
+        raise typer.Exit(2)
+    speech = b""
+    if wav is not None:
+        pcm, rate = wav_to_pcm(wav.read_bytes())
+        speech = resample(pcm, rate, 16_000)
+    elif not typed:
+        speech = asyncio.run(_speak_locally(text or ""))
+
+    async def talk(toy: SimulatedToy) -> Reply:
+        talker = Talker(toy)
+        await talker.hello(codecs=(codec,), sample_rates=(16_000,))
+        if typed:
+            return await talker.say_text(text or "", timeout)
+        return await talker.say_audio(speech, uplink, timeout)
+
+    reply = _with_toy(device_id, talk)
+    typer.echo(f"toy says: {reply.text}")
+    first = "-" if reply.first_audio_ms is None else f"{reply.first_audio_ms:.0f} ms"
+    typer.echo(f"first audio after {first}, whole reply after {reply.total_ms:.0f} ms")
+    if reply.hub_timings_ms:
+        stages = ", ".join(f"{name} {ms:.0f} ms" for name, ms in reply.hub_timings_ms.items())
+        typer.echo(f"hub: {stages} (ended: {reply.reason})")
+    if out is not None:
+        out.write_bytes(pcm_to_wav(reply.pcm16, reply.sample_rate))
+        seconds = len(reply.pcm16) / (2 * reply.sample_rate)
+        typer.echo(f"saved {seconds:.1f} s of speech to {out}")
+
+
+async def _speak_locally(text: str) -> bytes:
+    """``text`` as 16 kHz speech from the offline voice (the simulated child's voice)."""
+    from hub.voice.audio import resample
+    from hub.voice.offline import offline_voice
+
+    settings = _settings()
+    _, tts = await asyncio.to_thread(offline_voice, settings)
+    pcm = b"".join([chunk async for chunk in tts.synthesize(text, "en")])
+    return resample(pcm, tts.sample_rate, 16_000)
 
 
 @toy_app.command("claim-proof")

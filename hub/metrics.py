@@ -113,3 +113,25 @@ class HubMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.turns = Counter(
+            "teddy_hub_turns",
+            "Conversation turns by how they ended and the voice that served them.",
+            ["outcome", "voice"],
+            registry=self.registry,
+        )
+        self.moderation_failures = Counter(
+            "teddy_hub_moderation_failures",
+            "Provider moderation calls that errored or timed out (the turn failed closed).",
+            registry=self.registry,
+        )
+        self.alerts = Counter(
+            "teddy_hub_safety_alerts",
+            "Unsafe exchanges redirected and reported to the parent.",
+            registry=self.registry,
+        )
+        self.conversation_rejections = Counter(
+            "teddy_hub_conversation_rejections",
+            "Conversation messages refused, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )

@@ -14,15 +14,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.asgi_server import serve_asgi
 from hub.consumer import Consumer, ConsumerOptions
+from hub.conversation.devices import DeviceStates, MemoryDeviceStates, RedisDeviceStates
+from hub.conversation.store import ConversationStore
+from hub.conversation.turn import Conversations
+from hub.conversation.utterances import MemoryUtteranceStore, RedisUtteranceStore, UtteranceStore
+from hub.conversation.voices import LazyVoices
 from hub.db.engine import create_engine_for, database_url, is_sqlite, session_factory
 from hub.db.migrate import upgrade
 from hub.dispatch import Dispatcher
 from hub.downlink import DownlinkPublisher
 from hub.gate import Gate, wall_clock_ms
+from hub.handlers.conversation import ConversationHandlers
 from hub.handlers.pairing import PairRequestHandler
 from hub.handlers.ping import PingHandler
 from hub.metrics import HubMetrics
@@ -34,6 +40,64 @@ from hub.settings import Settings
 from hub.status import status_app
 
 log = structlog.get_logger("hub.service")
+
+
+@dataclass
+class ConversationParts:
+    """What conversations need beyond the core: shared stores, voices, the turn runner."""
+
+    utterances: UtteranceStore
+    states: DeviceStates
+    voices: LazyVoices
+    conversations: Conversations
+    handlers: ConversationHandlers
+
+    async def close(self) -> None:
+        """Stop turns and watchers, then close connections."""
+        await self.handlers.close()
+        await self.conversations.close()
+        await self.voices.close()
+        await self.utterances.close()
+        await self.states.close()
+
+
+def _conversation_parts(
+    settings: Settings,
+    downlinks: DownlinkPublisher,
+    sessions: async_sessionmaker[AsyncSession],
+    metrics: HubMetrics,
+) -> ConversationParts:
+    utterances: UtteranceStore
+    states: DeviceStates
+    if settings.redis_url:
+        utterances = RedisUtteranceStore.from_url(settings.redis_url, settings.redis_key_prefix)
+        states = RedisDeviceStates.from_url(settings.redis_url, settings.redis_key_prefix)
+    else:
+        utterances = MemoryUtteranceStore()
+        states = MemoryDeviceStates()
+    voices = LazyVoices(settings)
+    conversations = Conversations(
+        downlinks=downlinks,
+        store=ConversationStore.from_settings(sessions, settings),
+        states=states,
+        voices=voices,
+        metrics=metrics,
+        reply_max_chars=settings.reply_max_chars,
+        context_turns=settings.context_turns,
+        session_max_turns=settings.session_max_turns,
+        turn_deadline_s=settings.turn_deadline_s,
+        moderation_timeout_s=settings.moderation_timeout_s,
+    )
+    handlers = ConversationHandlers(
+        settings=settings,
+        downlinks=downlinks,
+        utterances=utterances,
+        states=states,
+        conversations=conversations,
+        voices=voices,
+        metrics=metrics,
+    )
+    return ConversationParts(utterances, states, voices, conversations, handlers)
 
 
 @dataclass
@@ -49,6 +113,7 @@ class Hub:
     downlinks: DownlinkPublisher
     consumer: Consumer
     engine: AsyncEngine
+    talk: ConversationParts
     owns_nonces: bool = True
 
     @classmethod
@@ -101,15 +166,18 @@ class Hub:
             downlinks,
         )
         engine = create_engine_for(settings)
+        sessions = session_factory(engine)
         PingHandler(downlinks).register(dispatcher)
         PairRequestHandler(
             downlinks,
-            sessions=session_factory(engine),
+            sessions=sessions,
             code_key=derive_pair_code_key(settings.fleet_secret()),
             ttl_s=settings.pair_code_ttl_s,
             metrics=metrics,
             clock=lambda: datetime.now(UTC),
         ).register(dispatcher)
+        talk = _conversation_parts(settings, downlinks, sessions, metrics)
+        talk.handlers.register(dispatcher)
         return cls(
             settings,
             metrics,
@@ -120,6 +188,7 @@ class Hub:
             downlinks,
             consumer,
             engine,
+            talk,
             owns_nonces,
         )
 
@@ -156,6 +225,7 @@ class Hub:
         finally:
             # A store handed in by the caller outlives this hub (a restart in one process must
             # not forget live nonces); only a store built here is closed here.
+            await self.talk.close()
             if self.owns_nonces:
                 await self.nonces.close()
             await self.engine.dispose()

@@ -16,7 +16,10 @@ Decisions (see the report of issue 4, item 3):
   ``POST /{id}/delete``): a ``DELETE`` with a body is dropped or refused by some clients and
   proxies. A wrong password is 401 invalid_credentials. Both are rate limited per IP and per
   account (scope ``reauth``), since each attempt is a password guess. Argon2 runs in a thread.
-- Delete removes the child's row; the foreign key unbinds its devices (``SET NULL``). The
+- Export includes the child's conversations with their turns and the safety alerts, decrypted
+  (see ``api.routes.history``).
+- Delete removes the child's row; the foreign keys unbind its devices (``SET NULL``) and
+  delete their conversations, turns and alerts (``CASCADE``). The
   audit entries about the child stay (they record that consent was given and the data
   deleted, and hold no personal data: the random id, methods, notice versions, counts).
 """
@@ -46,6 +49,7 @@ from api.binding import DeviceOut, device_out
 from api.deps import CurrentParent, HasherDep, SessionDep
 from api.ownership import own_child
 from api.ratelimit import AccountLimit, rate_limited
+from api.routes.history import AlertOut, CipherDep, ConversationOut, child_history
 from api.security import MAX_PASSWORD_LENGTH, verify_password
 from hub.db.models import AuditAction, AuditEntry, Child, Device, Parent
 
@@ -56,7 +60,13 @@ SUBJECT_TYPE: Final = "child"
 MAX_CHILD_AGE_YEARS: Final = 18
 MAX_DAILY_LIMIT_MINUTES: Final = 24 * 60
 
-FirstName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+# No control characters (PostgreSQL refuses NUL in text; a name never holds one).
+FirstName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$"
+    ),
+]
 # A BCP 47 primary language subtag with an optional region or script ("en", "de-AT", "zh-Hans").
 Language = Annotated[
     str, StringConstraints(max_length=16, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
@@ -176,6 +186,8 @@ class ChildExport(BaseModel):
     exported_at: datetime
     child: ChildOut
     devices: list[DeviceOut]
+    conversations: list[ConversationOut]
+    alerts: list[AlertOut]
     audit: list[AuditOut]
 
 
@@ -323,9 +335,11 @@ async def export_child(
     session: SessionDep,
     hasher: HasherDep,
     account_limit: ReauthLimit,
+    cipher: CipherDep,
 ) -> ChildExport:
     """Everything about the child as one document: the child with the consent record, the
-    devices bound to them and the audit entries about them (audited ``export``).
+    devices bound to them, their conversations with the turns decrypted, their safety alerts
+    and the audit entries about them (audited ``export``).
 
     Raises:
         NotFound: 404 for an id that is not the caller's child.
@@ -341,10 +355,13 @@ async def export_child(
         .where(AuditEntry.subject_type == SUBJECT_TYPE, AuditEntry.subject_id == str(child.id))
         .order_by(AuditEntry.at, AuditEntry.id)
     )
+    conversations, alerts = await child_history(session, cipher, child.id)
     document = ChildExport(
         exported_at=_now(),
         child=_child_out(child),
         devices=[device_out(device) for device in devices],
+        conversations=conversations,
+        alerts=alerts,
         audit=[
             AuditOut(at=entry.at, action=entry.action, detail=entry.detail) for entry in entries
         ],
@@ -364,7 +381,8 @@ async def delete_child(
     hasher: HasherDep,
     account_limit: ReauthLimit,
 ) -> Response:
-    """Delete the child; their devices are unbound (audited ``deletion``, no personal data).
+    """Delete the child with their conversations, turns and alerts; their devices are unbound
+    (audited ``deletion``, no personal data).
 
     Raises:
         NotFound: 404 for an id that is not the caller's child.

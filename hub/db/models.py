@@ -7,7 +7,13 @@ hold for raw SQL as well as for the ORM:
 
 - deleting a parent deletes their children and refresh tokens, unclaims their devices and
   keeps the audit entries they caused (actor set to NULL);
-- deleting a child unbinds its device (``devices.child_id`` set to NULL).
+- deleting a child unbinds its device (``devices.child_id`` set to NULL) and deletes their
+  conversations, turns and alerts;
+- deleting a conversation deletes its turns; deleting a turn keeps the alerts it raised
+  (``alerts.turn_id`` set to NULL).
+
+What a child said and what the toy answered are stored only encrypted (``*_enc``, see
+:mod:`hub.transcripts`); no table holds audio.
 
 SQLite enforces foreign keys only with ``PRAGMA foreign_keys=ON``, which
 :func:`hub.db.engine.create_engine_for` turns on for every connection.
@@ -29,6 +35,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     TypeDecorator,
@@ -112,6 +119,8 @@ class AuditAction(StrEnum):
     ADMIN_RESTORE = "admin_restore"
     PASSWORD_CHANGE = "password_change"  # noqa: S105 - an action name, not a secret
     REFRESH_REUSE = "refresh_reuse"
+    HISTORY_DELETE = "history_delete"
+    ALERT_DELETE = "alert_delete"
 
 
 class Base(DeclarativeBase):
@@ -258,3 +267,77 @@ class PairingCode(Base):
     @validates("device_id")
     def _check_device_id(self, _key: str, value: str) -> str:
         return validate_device_id(value)
+
+
+# The per-stage timings a turn records, in milliseconds (see :class:`Turn`).
+JSON_DOCUMENT = JSON().with_variant(JSONB(), "postgresql")
+INPUT_MODE_LENGTH = 8
+PROVIDER_LENGTH = 32
+
+
+class Conversation(Base):
+    """A run of turns between one child and the toy, closed by a pause (see
+    :func:`hub.conversation.store.ConversationStore.open_conversation`).
+
+    ``device_id`` is the toy of the latest turn, kept as text without a foreign key: the
+    history stays readable after the toy is unpaired or its row is gone.
+    """
+
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_child_last_turn", "child_id", "last_turn_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    child_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("children.id", ondelete="CASCADE"))
+    device_id: Mapped[str] = mapped_column(String(DEVICE_ID_MAX_LENGTH))
+    started_at: Mapped[datetime] = mapped_column(default=utc_now)
+    # The start until the first turn; the retention purge and the idle rule read it.
+    last_turn_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    turn_count: Mapped[int] = mapped_column(Integer, default=0)
+    ended_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class Turn(Base):
+    """One exchange: what the child said and what the toy answered, both encrypted and both
+    already redacted; no audio.
+
+    ``timings`` holds milliseconds per stage (``stt``, ``moderation_in``,
+    ``chat_first_token``, ``tts_first_audio``, ``first_audio_published``, ``total``);
+    ``duration_ms`` is how long the child spoke, for the daily limit.
+    """
+
+    __tablename__ = "turns"
+    __table_args__ = (Index("ix_turns_child_at", "child_id", "at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    # Also here, so that per-child reads and deletions need no join.
+    child_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("children.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    child_text_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    reply_text_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    input_mode: Mapped[str] = mapped_column(String(INPUT_MODE_LENGTH))
+    provider: Mapped[str] = mapped_column(String(PROVIDER_LENGTH))
+    timings: Mapped[dict[str, float]] = mapped_column(JSON_DOCUMENT, default=dict)
+    safety_flags: Mapped[list[str]] = mapped_column(JSON_DOCUMENT, default=list)
+    redactions: Mapped[list[str]] = mapped_column(JSON_DOCUMENT, default=list)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Alert(Base):
+    """A safety alert for the parent: the categories and an encrypted, redacted excerpt."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_child_at", "child_id", "at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    child_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("children.id", ondelete="CASCADE"))
+    turn_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("turns.id", ondelete="SET NULL"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    categories: Mapped[list[str]] = mapped_column(JSON_DOCUMENT, default=list)
+    excerpt_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    acknowledged_at: Mapped[datetime | None]

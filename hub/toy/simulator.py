@@ -158,6 +158,24 @@ class SimulatedToy:
         reasons = f" (dropped: {', '.join(self.rejected)})" if self.rejected else ""
         raise ToyError(f"no verified {kind.topic_name} within {timeout_s:g} s{reasons}")
 
+    async def receive_any(self, kinds: set[Kind], timeout_s: float) -> Frame:
+        """The next verified downlink of any of ``kinds``.
+
+        Raises:
+            ToyError: when none arrives within ``timeout_s``.
+        """
+        client = self._require_client()
+        try:
+            async with asyncio.timeout(timeout_s):
+                async for message in client.messages:
+                    frame = self._verify(message)
+                    if frame is not None and frame.kind in kinds:
+                        return frame
+        except TimeoutError:
+            pass
+        names = ", ".join(sorted(kind.topic_name for kind in kinds))
+        raise ToyError(f"no verified {names} within {timeout_s:g} s")
+
     async def ping(self, timeout_s: float = 5.0) -> float:
         """Send a ping and wait for its verified pong; return the round trip in ms."""
         started = time.perf_counter()

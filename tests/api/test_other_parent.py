@@ -17,7 +17,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from hub.db.models import Device
+from hub.conversation.store import ConversationStore
+from hub.db.models import Alert, Conversation, Device
 from hub.protocol.claims import make_claim_proof
 from hub.protocol.keys import derive_device_key
 from tests.api.parents import (
@@ -32,6 +33,8 @@ from tests.api.parents import (
 
 CHILD = "{child_id}"
 DEVICE = "{device_id}"
+CONVERSATION = "{conversation_id}"
+ALERT = "{alert_id}"
 # (method, path template, body template); "{child}" in a body stands for the child id used.
 MATRIX: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", f"/api/v1/children/{CHILD}", None),
@@ -42,6 +45,13 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", f"/api/v1/devices/{DEVICE}", None),
     ("PATCH", f"/api/v1/devices/{DEVICE}", {"child_id": "{own_child}"}),
     ("DELETE", f"/api/v1/devices/{DEVICE}", None),
+    ("GET", f"/api/v1/children/{CHILD}/conversations", None),
+    ("DELETE", f"/api/v1/children/{CHILD}/conversations", None),
+    ("GET", f"/api/v1/children/{CHILD}/conversations/{CONVERSATION}", None),
+    ("DELETE", f"/api/v1/children/{CHILD}/conversations/{CONVERSATION}", None),
+    ("GET", f"/api/v1/children/{CHILD}/alerts", None),
+    ("POST", f"/api/v1/children/{CHILD}/alerts/{ALERT}/acknowledge", None),
+    ("DELETE", f"/api/v1/children/{CHILD}/alerts/{ALERT}", None),
 ]
 # Routes with an id in the path that answer to something else than a parent's ownership.
 NOT_PARENT_OWNED = {
@@ -73,6 +83,30 @@ def _fill(value: Any, child_id: str, own_child: str) -> Any:
     return value
 
 
+def _url(template: str, ids: dict[str, str]) -> str:
+    for placeholder, value in ids.items():
+        template = template.replace(placeholder, value)
+    return template
+
+
+async def _adas_history(app: FastAPI, child_id: str) -> dict[str, str]:
+    """A conversation with one turn and an alert of Ada's child, made as the hub makes them."""
+    store = ConversationStore.from_settings(app.state.sessions, app.state.settings)
+    child = uuid.UUID(child_id)
+    conversation_id = await store.open_conversation(child, "toy-ada1")
+    turn_id = await store.record_turn(
+        child_id=child,
+        conversation_id=conversation_id,
+        device_id="toy-ada1",
+        child_text="hello",
+        reply_text="hi there",
+        input_mode="voice",
+        provider="offline",
+    )
+    alert_id = await store.raise_alert(child, turn_id, ["violence"], "hello")
+    return {CONVERSATION: str(conversation_id), ALERT: str(alert_id)}
+
+
 async def test_another_parents_ids_answer_like_missing_ones(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
@@ -81,13 +115,18 @@ async def test_another_parents_ids_answer_like_missing_ones(
     adas_child = await add_child(client, ada)
     eves_child = await add_child(client, eve, first_name="Eli")
     await pair(app, client, ada, adas_child, "toy-ada1")
-    ids = {CHILD: adas_child, DEVICE: "toy-ada1"}
-    missing = {CHILD: str(uuid.uuid4()), DEVICE: "toy-none"}
+    ids = {CHILD: adas_child, DEVICE: "toy-ada1", **await _adas_history(app, adas_child)}
+    missing = {
+        CHILD: str(uuid.uuid4()),
+        DEVICE: "toy-none",
+        CONVERSATION: str(uuid.uuid4()),
+        ALERT: str(uuid.uuid4()),
+    }
 
     for method, template, body_template in MATRIX:
         body = _fill(body_template, adas_child, eves_child)
-        theirs_url = template.replace(CHILD, ids[CHILD]).replace(DEVICE, ids[DEVICE])
-        nobodys_url = template.replace(CHILD, missing[CHILD]).replace(DEVICE, missing[DEVICE])
+        theirs_url = _url(template, ids)
+        nobodys_url = _url(template, missing)
         theirs = await client.request(method, theirs_url, json=body, headers=eve.headers)
         nobodys = await client.request(method, nobodys_url, json=body, headers=eve.headers)
         theirs_body = assert_problem(theirs, 404, "not_found")
@@ -121,6 +160,11 @@ async def test_another_parents_ids_answer_like_missing_ones(
     assert device is not None and device.parent_id == ada.id
     assert str(device.child_id) == adas_child
     assert eves_device is not None and str(eves_device.child_id) == eves_child
+    async with app.state.sessions() as session:
+        conversation = await session.get(Conversation, uuid.UUID(ids[CONVERSATION]))
+        alert = await session.get(Alert, uuid.UUID(ids[ALERT]))
+    assert conversation is not None and conversation.turn_count == 1
+    assert alert is not None and alert.acknowledged_at is None
     listed = await client.get("/api/v1/devices", headers=eve.headers)
     assert [d["device_id"] for d in listed.json()] == ["toy-eve1"]
 

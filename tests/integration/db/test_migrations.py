@@ -18,7 +18,17 @@ from hub.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-TABLES = {"parents", "children", "devices", "refresh_tokens", "audit_log", "pairing_codes"}
+TABLES = {
+    "parents",
+    "children",
+    "devices",
+    "refresh_tokens",
+    "audit_log",
+    "pairing_codes",
+    "conversations",
+    "turns",
+    "alerts",
+}
 
 
 async def table_names(url: URL) -> set[str]:

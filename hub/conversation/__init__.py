@@ -1,0 +1,1 @@
+"""The conversation's words: the toy's system prompt and its canned lines."""

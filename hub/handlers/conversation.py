@@ -1,0 +1,242 @@
+"""The conversation kinds: ``hello``, ``listen_start``, ``audio``, ``listen_end``, ``text``,
+``abort`` (docs/protocol.md, "Conversation").
+
+Handlers return at once: reassembly is one store call, and a complete utterance starts a turn
+in the background (:class:`hub.conversation.turn.Conversations`), so an ``abort`` is handled
+while the reply is still being spoken. A payload that breaks the rules gets an ``error``
+downlink with its reason, one log line and a count; nothing else happens.
+
+Each replica watches the utterances it has seen for the timeout; whichever replica claims an
+unfinished utterance first speaks the one "I only heard a little bit" line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import structlog
+
+from hub.conversation.devices import DeviceStates
+from hub.conversation.lines import line
+from hub.conversation.speaker import Aborted, Speaker
+from hub.conversation.turn import Conversations, Utterance, VoiceSource
+from hub.conversation.utterances import Outcome, Progress, UtteranceStore
+from hub.dispatch import Dispatcher, Inbound
+from hub.downlink import BrokerUnavailable, DownlinkPublisher
+from hub.metrics import HubMetrics
+from hub.protocol.conversation import (
+    OPUS_FRAME_MS,
+    AudioChunk,
+    Codec,
+    MessageError,
+    choose_playback,
+    config_message,
+    error_message,
+    parse_abort,
+    parse_audio,
+    parse_hello,
+    parse_listen_end,
+    parse_listen_start,
+    parse_text,
+    reply_end_message,
+    split_opus_packets,
+)
+from hub.protocol.kinds import Kind
+from hub.settings import Settings
+
+log = structlog.get_logger("hub.conversation")
+_Handler = Callable[[Inbound], Awaitable[None]]
+PCM_BYTES_PER_MS: Final = 32  # 16 kHz PCM16
+
+
+def audio_duration_ms(chunk: AudioChunk) -> int:
+    """How much speech a chunk carries (what the length cap counts)."""
+    if chunk.codec is Codec.PCM16:
+        return len(chunk.data) // PCM_BYTES_PER_MS
+    return len(split_opus_packets(chunk.data)) * OPUS_FRAME_MS
+
+
+class ConversationHandlers:
+    """Registers one handler per conversation kind."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        downlinks: DownlinkPublisher,
+        utterances: UtteranceStore,
+        states: DeviceStates,
+        conversations: Conversations,
+        voices: VoiceSource,
+        metrics: HubMetrics,
+    ) -> None:
+        self._settings = settings
+        self._downlinks = downlinks
+        self._utterances = utterances
+        self._states = states
+        self._conversations = conversations
+        self._voices = voices
+        self._metrics = metrics
+        self._max_ms = int(settings.max_utterance_s * 1000)
+        self._timeout_s = settings.utterance_timeout_s
+        self._ttl_ms = int((settings.max_utterance_s + settings.utterance_timeout_s) * 1000) + 5000
+        self._watched: dict[tuple[str, bytes], asyncio.Task[None]] = {}
+
+    def register(self, dispatcher: Dispatcher) -> None:
+        """Take every conversation kind."""
+        dispatcher.register(Kind.HELLO, self._guard(self.hello))
+        dispatcher.register(Kind.LISTEN_START, self._guard(self.listen_start))
+        dispatcher.register(Kind.AUDIO, self._guard(self.audio))
+        dispatcher.register(Kind.LISTEN_END, self._guard(self.listen_end))
+        dispatcher.register(Kind.TEXT, self._guard(self.text))
+        dispatcher.register(Kind.ABORT, self._guard(self.abort))
+
+    def _guard(self, handler: _Handler) -> _Handler:
+        async def guarded(inbound: Inbound) -> None:
+            try:
+                await handler(inbound)
+            except MessageError as error:
+                self._metrics.conversation_rejections.labels(reason=error.reason).inc()
+                log.info(
+                    "conversation_message_refused",
+                    device_id=inbound.device_id,
+                    kind=inbound.frame.kind.topic_name,
+                    reason=error.reason,
+                )
+                await self._downlinks.send(
+                    inbound.device_id, Kind.ERROR, error_message(None, error.reason, str(error))
+                )
+
+        return guarded
+
+    async def hello(self, inbound: Inbound) -> None:
+        """Remember the toy's playback format and answer ``config``."""
+        hello = parse_hello(inbound.frame.payload)
+        playback = choose_playback(hello)
+        await self._states.set_playback(inbound.device_id, playback)
+        await self._downlinks.send(
+            inbound.device_id,
+            Kind.CONFIG,
+            config_message(
+                playback,
+                max_utterance_s=self._settings.max_utterance_s,
+                session=inbound.frame.nonce.hex(),
+            ),
+        )
+
+    async def listen_start(self, inbound: Inbound) -> None:
+        """The child pressed the button: whatever the toy was saying stops (barge-in)."""
+        start = parse_listen_start(inbound.frame.payload)
+        await self._conversations.abort(inbound.device_id, None)
+        self._watch(inbound.device_id, start.utterance)
+
+    async def audio(self, inbound: Inbound) -> None:
+        """One chunk into the shared record; the chunk that completes it starts the turn."""
+        chunk = parse_audio(inbound.frame.payload)
+        progress = await self._utterances.add_chunk(
+            inbound.device_id,
+            chunk,
+            audio_duration_ms(chunk),
+            max_ms=self._max_ms,
+            ttl_ms=self._ttl_ms,
+        )
+        if progress.outcome is Outcome.PENDING:
+            self._watch(inbound.device_id, chunk.utterance)
+        await self._progress(inbound.device_id, chunk.utterance, progress)
+
+    async def listen_end(self, inbound: Inbound) -> None:
+        """The child let go: the utterance completes when every chunk is in."""
+        end = parse_listen_end(inbound.frame.payload)
+        progress = await self._utterances.finish(
+            inbound.device_id, end.utterance, end.chunks, ttl_ms=self._ttl_ms
+        )
+        if progress.outcome is Outcome.PENDING:
+            self._watch(inbound.device_id, end.utterance)
+        await self._progress(inbound.device_id, end.utterance, progress)
+
+    async def text(self, inbound: Inbound) -> None:
+        """Typed input: a turn without speech to text."""
+        typed = parse_text(inbound.frame.payload)
+        self._conversations.start(
+            inbound.device_id, Utterance(typed.utterance, text=typed.text), time.perf_counter()
+        )
+
+    async def abort(self, inbound: Inbound) -> None:
+        """Stop the toy's reply and its provider calls at once."""
+        request = parse_abort(inbound.frame.payload)
+        await self._conversations.abort(inbound.device_id, request.utterance)
+
+    async def _progress(self, device_id: str, utterance: bytes, progress: Progress) -> None:
+        if progress.outcome is Outcome.COMPLETE:
+            self._unwatch(device_id, utterance)
+            self._conversations.start(
+                device_id,
+                Utterance(utterance, codec=progress.codec, chunks=progress.chunks),
+                time.perf_counter(),
+            )
+        elif progress.outcome is Outcome.TOO_LONG:
+            self._unwatch(device_id, utterance)
+            self._metrics.conversation_rejections.labels(reason="too_long").inc()
+            await self._say(device_id, utterance, "too_long")
+
+    def _watch(self, device_id: str, utterance: bytes) -> None:
+        key = (device_id, utterance)
+        if key not in self._watched:
+            task = asyncio.create_task(self._expire_when_idle(device_id, utterance))
+            self._watched[key] = task
+            task.add_done_callback(lambda _: self._watched.pop(key, None))
+
+    def _unwatch(self, device_id: str, utterance: bytes) -> None:
+        task = self._watched.pop((device_id, utterance), None)
+        if task is not None:
+            task.cancel()
+
+    async def _expire_when_idle(self, device_id: str, utterance: bytes) -> None:
+        """Wait until nothing arrived for the timeout, then claim and answer it (once)."""
+        wait_s = self._timeout_s
+        while True:
+            await asyncio.sleep(wait_s)
+            idle = await self._utterances.idle_ms(device_id, utterance)
+            if idle is None:
+                if not await self._utterances.expire(device_id, utterance):
+                    return  # completed, capped or expired elsewhere
+                break  # started, then nothing at all arrived
+            if idle >= self._timeout_s * 1000:
+                if not await self._utterances.expire(device_id, utterance):
+                    return
+                break
+            wait_s = self._timeout_s - idle / 1000
+        self._metrics.conversation_rejections.labels(reason="utterance_timeout").inc()
+        log.info("utterance_timed_out", device_id=device_id)
+        await self._say(device_id, utterance, "utterance_timeout")
+
+    async def _say(self, device_id: str, utterance: bytes, name: str) -> None:
+        """A canned line for an utterance that never became a turn, then its ``reply_end``."""
+        playback = await self._states.playback(device_id)
+
+        async def not_aborted() -> bool:
+            return False
+
+        speaker = Speaker(self._downlinks, device_id, utterance, playback, not_aborted)
+        try:
+            await self._downlinks.send(
+                device_id, Kind.ERROR, error_message(utterance, name, line(name, "en"))
+            )
+            await speaker.say(line(name, "en"), (await self._voices.offline()).tts, "en")
+            await self._downlinks.send(
+                device_id,
+                Kind.REPLY_END,
+                reply_end_message(utterance, chunks=speaker.chunks_sent, reason=name),
+            )
+        except (BrokerUnavailable, Aborted) as error:
+            log.warning("canned_line_lost", device_id=device_id, error=type(error).__name__)
+
+    async def close(self) -> None:
+        """Stop watching utterances."""
+        tasks = list(self._watched.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
