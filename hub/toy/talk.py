@@ -74,6 +74,11 @@ class Talker:
         self._toy = toy
         self.playback: dict[str, Any] = {"codec": "pcm16", "sample_rate": 16_000}
 
+    @property
+    def toy(self) -> SimulatedToy:
+        """The toy this talker speaks through."""
+        return self._toy
+
     async def hello(
         self,
         codecs: tuple[str, ...] = ("pcm16",),
