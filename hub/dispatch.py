@@ -97,6 +97,10 @@ class Dispatcher:
             raise ValueError(f"a handler for {kind.topic_name} is already registered")
         self._handlers[kind] = handler
 
+    def replace(self, kind: Kind, handler: Handler) -> None:
+        """Send ``kind`` to ``handler`` instead of the one registered (tests record a kind)."""
+        self._handlers[kind] = handler
+
     @property
     def pending(self) -> int:
         """Frames accepted and not yet finished."""

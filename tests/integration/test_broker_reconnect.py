@@ -77,7 +77,7 @@ async def test_hub_reconnects_after_the_broker_restarts(
     async def record(item: Inbound) -> None:
         received.append(item.frame.payload)
 
-    hub.dispatcher.register(Kind.TEXT, record)
+    hub.dispatcher.replace(Kind.TEXT, record)
     task = asyncio.create_task(hub.run(serve_status=False))
     broker = BrokerAddress("127.0.0.1", private_mosquitto.port)
     key = derive_device_key(fleet_secret, "toy-0001")

@@ -47,7 +47,7 @@ async def _start_recording_hub(
 ) -> tuple[Hub, Recorder]:
     hub = Hub.build(settings, revocation_source=revocations)
     recorder = Recorder()
-    hub.dispatcher.register(Kind.TEXT, recorder)
+    hub.dispatcher.replace(Kind.TEXT, recorder)
     await hubs.start(hub)
     return hub, recorder
 

@@ -47,7 +47,7 @@ async def test_hanging_handler_times_out_without_holding_up_other_toys(
                 raise
         await recorder(inbound)
 
-    hub.dispatcher.register(Kind.TEXT, handler)
+    hub.dispatcher.replace(Kind.TEXT, handler)
     await hubs.start(hub)
 
     await stuck.send(Kind.TEXT, b"hang")
@@ -85,7 +85,7 @@ async def test_raising_handler_is_counted_and_the_next_frame_is_handled(
             raise RuntimeError("a bug in a handler")
         await recorder(inbound)
 
-    hub.dispatcher.register(Kind.TEXT, handler)
+    hub.dispatcher.replace(Kind.TEXT, handler)
     await hubs.start(hub)
     toy = await toys.open()
 
@@ -124,7 +124,7 @@ async def test_flooding_toy_cannot_starve_the_others(
             pending_when_quiet_ran.append(hub.dispatcher.pending)
             await quiet_handled(inbound)
 
-    hub.dispatcher.register(Kind.TEXT, handler)
+    hub.dispatcher.replace(Kind.TEXT, handler)
     await hubs.start(hub)
 
     flood = [chatty.frame(Kind.TEXT, b"%d" % index) for index in range(flood_size)]

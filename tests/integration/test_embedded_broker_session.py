@@ -49,7 +49,7 @@ async def test_messages_published_while_the_hub_is_away_arrive(
 
     async def run_hub_until_subscribed() -> tuple[Hub, asyncio.Task[None]]:
         hub = Hub.build(embedded)
-        hub.dispatcher.register(Kind.TEXT, record)
+        hub.dispatcher.replace(Kind.TEXT, record)
         task = asyncio.create_task(hub.run(serve_status=False))
         await asyncio.wait_for(hub.consumer.wait_subscribed(), 10)
         return hub, task

@@ -65,7 +65,7 @@ async def test_redis_outage_dispatches_nothing_and_recovers_by_itself(
 ) -> None:
     hub = Hub.build(hub_settings, nonces=proxied_store)
     recorder = Recorder()
-    hub.dispatcher.register(Kind.TEXT, recorder)
+    hub.dispatcher.replace(Kind.TEXT, recorder)
     await hubs.start(hub)
     toy = await toys.open()
     await toy.send(Kind.TEXT, b"before")
@@ -109,7 +109,7 @@ async def test_a_long_outage_with_a_small_inbox_loses_nothing(
     settings = hub_settings.model_copy(update={"hub_inbox_limit": 8, "batch_size": 4})
     hub = Hub.build(settings, nonces=proxied_store)
     recorder = Recorder()
-    hub.dispatcher.register(Kind.TEXT, recorder)
+    hub.dispatcher.replace(Kind.TEXT, recorder)
     await hubs.start(hub)
     toy = await toys.open()
     redis_proxy.cut()
@@ -143,7 +143,7 @@ async def test_frame_that_goes_stale_during_an_outage_is_dropped(
 
     hub = Hub.build(hub_settings, nonces=proxied_store, clock_ms=hub_clock_ms)
     recorder = Recorder()
-    hub.dispatcher.register(Kind.TEXT, recorder)
+    hub.dispatcher.replace(Kind.TEXT, recorder)
     await hubs.start(hub)
     held_toy = await toys.open()
     later_toy = await toys.open(clock_ms=hub_clock_ms)

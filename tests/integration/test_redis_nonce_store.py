@@ -153,7 +153,7 @@ async def test_hubs_sharing_a_store_dispatch_each_frame_once(
     ]
     recorders = [Recorder(), Recorder()]
     for hub, recorder in zip(pair, recorders, strict=True):
-        hub.dispatcher.register(Kind.TEXT, recorder)
+        hub.dispatcher.replace(Kind.TEXT, recorder)
         await hubs.start(hub)
     senders = [await toys.open(), await toys.open()]
     sent = [await toy.send(Kind.TEXT, b"%d" % index) for toy in senders for index in range(10)]

@@ -44,7 +44,7 @@ async def test_restart_loses_no_qos1_uplink_published_while_down(
     store: NonceStore, hub_settings: Settings, hubs: HubRunner, toys: Toys
 ) -> None:
     first = Hub.build(hub_settings, nonces=store)
-    first.dispatcher.register(Kind.TEXT, Recorder())
+    first.dispatcher.replace(Kind.TEXT, Recorder())
     await hubs.start(first)
     await hubs.stop(first)
 
@@ -53,7 +53,7 @@ async def test_restart_loses_no_qos1_uplink_published_while_down(
 
     second = Hub.build(hub_settings, nonces=store)
     recorder = Recorder()
-    second.dispatcher.register(Kind.TEXT, recorder)
+    second.dispatcher.replace(Kind.TEXT, recorder)
     await hubs.start(second)
     await recorder.wait_for(_FRAMES_WHILE_DOWN)
     await wait_until(lambda: received(second) == _FRAMES_WHILE_DOWN, "every queued uplink")
@@ -81,7 +81,7 @@ async def test_frame_claimed_by_a_crashed_hub_is_dropped_as_a_replay(
 
     restarted = Hub.build(hub_settings, nonces=redis_stores())
     recorder = Recorder()
-    restarted.dispatcher.register(Kind.TEXT, recorder)
+    restarted.dispatcher.replace(Kind.TEXT, recorder)
     await hubs.start(restarted)
     await toy.publish_raw(topic, data)  # the broker delivers the frame again
     await toy.send(Kind.TEXT, b"next")

@@ -50,7 +50,7 @@ async def test_two_hubs_in_a_share_group_dispatch_every_frame_exactly_once(
     ]
     recorders = [Recorder(), Recorder()]
     for hub, recorder in zip(replicas, recorders, strict=True):
-        hub.dispatcher.register(Kind.TEXT, recorder)
+        hub.dispatcher.replace(Kind.TEXT, recorder)
         await hubs.start(hub)
 
     senders = [await toys.open() for _ in range(_TOYS)]
