@@ -45,5 +45,17 @@ def configure_logging(level: str = "INFO", fmt: Literal["console", "json"] = "co
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Third-party chatter at INFO (amqtt's per-packet logs, paho's) is noise for operators.
-    for noisy in ("amqtt", "transitions", "paho", "mqtt", "httpx", "uvicorn.access"):
+    # piper logs the text it speaks at DEBUG and faster_whisper a line per utterance: neither
+    # belongs in the hub's log (no transcript ever does).
+    for noisy in (
+        "amqtt",
+        "transitions",
+        "paho",
+        "mqtt",
+        "httpx",
+        "uvicorn.access",
+        "piper",
+        "faster_whisper",
+        "openai",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -187,7 +187,7 @@ ENGLISH: Final = Lexicon(
             r"(?:finger|fingers|hand|hands|tongue) in(?:to)? (?:the |a )?(?:fan|blender|socket"
             r"|plug|toaster|shredder|fire|oven)",
             r"(?:go|walk|going|walking|run|ride) to the (?:shop|shops|park|river|lake|woods"
-            r"|beach|station) (?:on my own|by myself|alone)|across the (?:big |busy |main )?road",
+            r"|beach|station) (?:on my own|by myself|alone)|across the (?:big|busy|main) road",
             r"(?:eat|eating|take|taking|swallow|swallowing|taste|drink|try|have) (?:[a-z]+ ){0,3}"
             r"(?:pills?|medicines?|tablets|vitamins|capsules|cough syrup)",
             r"(?:kitchen|sharp|big|grown ?up|mums|dads|mummys|daddys) scissors"
