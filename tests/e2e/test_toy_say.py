@@ -1,0 +1,76 @@
+"""``teddyhub toy say`` against a real ``teddyhub up`` with no key: the unpaired toy is asked to
+get a grown-up, the paired one gets a real spoken reply saved as a playable WAV."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hub.voice.audio import wav_to_pcm
+from tests.e2e.conftest import UpRun
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "correct horse battery staple"
+
+
+def pair_with_code(up: UpRun, device_id: str) -> None:
+    """Register a parent, add a child with consent, pair ``device_id`` with its spoken code."""
+    api = up.api_url
+    credentials = {"email": "ada@example.com", "password": PASSWORD}
+    assert httpx.post(f"{api}/api/v1/auth/register", json=credentials).status_code == 201
+    token = httpx.post(f"{api}/api/v1/auth/login", json=credentials).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    child = httpx.post(
+        f"{api}/api/v1/children",
+        headers=headers,
+        json={
+            "first_name": "Mia",
+            "consent": {
+                "agreed": True,
+                "method": "in_app_checkbox",
+                "notice_version": "2025-01",
+                "cloud_ai": False,
+            },
+        },
+    ).json()
+    spoken = up.teddyhub("toy", "pair", "--device-id", device_id)
+    assert spoken.returncode == 0, spoken.stderr
+    match = re.search(r"(\d{3} \d{3})", spoken.stdout)
+    assert match is not None, spoken.stdout
+    paired = httpx.post(
+        f"{api}/api/v1/pair/code",
+        headers=headers,
+        json={"code": match.group(1), "child_id": child["id"]},
+    )
+    assert paired.status_code == 200, paired.text
+
+
+def test_toy_say_unpaired_then_paired(up: UpRun, tmp_path: Path) -> None:
+    unpaired_wav = tmp_path / "unpaired.wav"
+    result = up.teddyhub(
+        "toy", "say", "hello", "--device-id", "toy-0101", "--out", str(unpaired_wav)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ask a grown-up to set me up" in result.stdout
+    assert "(ended: setup_needed)" in result.stdout
+    pcm, rate = wav_to_pcm(unpaired_wav.read_bytes())
+    assert len(pcm) / (2 * rate) > 1.0  # a spoken sentence, not a click
+
+    pair_with_code(up, "toy-0101")
+    reply_wav = tmp_path / "reply.wav"
+    result = up.teddyhub(
+        "toy", "say", "what is your name", "--device-id", "toy-0101", "--out", str(reply_wav)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "toy says: I'm Teddy" in result.stdout
+    assert "(ended: done)" in result.stdout
+    assert re.search(r"first audio after \d+ ms", result.stdout)
+    pcm, rate = wav_to_pcm(reply_wav.read_bytes())
+    assert rate == 16_000 and len(pcm) / (2 * rate) > 1.0
+
+    opus = up.teddyhub("toy", "say", "hello", "--device-id", "toy-0101", "--codec", "opus")
+    assert opus.returncode == 0, opus.stderr
+    assert "Hello, Mia" in opus.stdout
