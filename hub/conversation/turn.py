@@ -29,7 +29,8 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -357,28 +358,30 @@ class Conversations:
         ]
         context = [*history, ChatMessage("user", heard)]
         spoken: list[str] = []
+        # Closed on every way out, so a stopped reply also stops the provider's stream.
         replies = turn.voice.chat.reply(messages, self._reply_max_chars)
-        async for sentence in _sentences(replies):
-            if "chat_first_sentence" not in turn.outcome.timings_ms:
-                turn.mark("chat_first_sentence")
-            so_far = " ".join([*spoken, sentence])
-            try:
-                checked = await self._check(
-                    turn.voice, safety.check_output(context, so_far), sentence
-                )
-            except ModerationFailed:
-                await self._fail_closed(turn)
-                break
-            if not checked.safe:
-                turn.outcome.flags.add("unsafe_reply")
-                await self._redirect(turn, checked)
-                await self._alert(turn, await self._record(turn), checked, so_far)
-                return
-            await turn.speaker.say(sentence, turn.voice.tts, language)
-            spoken.append(sentence)
-            first_audio = turn.speaker.first_audio_at
-            if "first_audio" not in turn.outcome.timings_ms and first_audio is not None:
-                turn.outcome.timings_ms["first_audio"] = (first_audio - turn.ended_at) * 1000
+        async with aclosing(_sentences(replies)) as sentences:
+            async for sentence in sentences:
+                if "chat_first_sentence" not in turn.outcome.timings_ms:
+                    turn.mark("chat_first_sentence")
+                so_far = " ".join([*spoken, sentence])
+                try:
+                    checked = await self._check(
+                        turn.voice, safety.check_output(context, so_far), sentence
+                    )
+                except ModerationFailed:
+                    await self._fail_closed(turn)
+                    break
+                if not checked.safe:
+                    turn.outcome.flags.add("unsafe_reply")
+                    await self._redirect(turn, checked)
+                    await self._alert(turn, await self._record(turn), checked, so_far)
+                    return
+                await turn.speaker.say(sentence, turn.voice.tts, language)
+                spoken.append(sentence)
+                first_audio = turn.speaker.first_audio_at
+                if "first_audio" not in turn.outcome.timings_ms and first_audio is not None:
+                    turn.outcome.timings_ms["first_audio"] = (first_audio - turn.ended_at) * 1000
         if turn.outcome.reason == "done":
             turn.outcome.reply_text = " ".join(spoken)
         await self._record(turn)
@@ -462,15 +465,21 @@ class Conversations:
         self._metrics.alerts.inc()
 
 
-async def _sentences(deltas: AsyncIterator[str]) -> AsyncIterator[str]:
-    """Whole sentences out of streamed text deltas, the rest at the end."""
+async def _sentences(deltas: AsyncIterator[str]) -> AsyncGenerator[str]:
+    """Whole sentences out of streamed text deltas, the rest at the end; closing this closes
+    the provider's stream too."""
     buffered = ""
-    async for delta in deltas:
-        buffered += delta
-        parts = _SENTENCE_END.split(buffered)
-        for sentence in parts[:-1]:
-            if sentence.strip():
-                yield sentence.strip()
-        buffered = parts[-1]
-    if buffered.strip():
-        yield buffered.strip()
+    try:
+        async for delta in deltas:
+            buffered += delta
+            parts = _SENTENCE_END.split(buffered)
+            for sentence in parts[:-1]:
+                if sentence.strip():
+                    yield sentence.strip()
+            buffered = parts[-1]
+        if buffered.strip():
+            yield buffered.strip()
+    finally:
+        close = getattr(deltas, "aclose", None)
+        if close is not None:
+            await close()
