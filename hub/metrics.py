@@ -135,3 +135,8 @@ class HubMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.provider_flags = Counter(
+            "teddy_hub_provider_moderation_flags",
+            "Texts the provider's moderation flagged (the local layer had passed them).",
+            registry=self.registry,
+        )

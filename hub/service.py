@@ -94,7 +94,6 @@ def _conversation_parts(
         utterances=utterances,
         states=states,
         conversations=conversations,
-        voices=voices,
         metrics=metrics,
     )
     return ConversationParts(utterances, states, voices, conversations, handlers)

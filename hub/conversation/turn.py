@@ -44,9 +44,14 @@ from hub.conversation.speaker import Aborted, Speaker
 from hub.conversation.store import ChildContext, ConversationStore, InputMode
 from hub.downlink import BrokerUnavailable, DownlinkPublisher
 from hub.metrics import HubMetrics
-from hub.protocol.conversation import Codec, reply_end_message, split_opus_packets
+from hub.protocol.conversation import (
+    Codec,
+    error_message,
+    reply_end_message,
+    split_opus_packets,
+)
 from hub.protocol.kinds import Kind
-from hub.safety.local import SafetyLayer, SafetyVerdict
+from hub.safety.local import SafetyLayer, SafetyVerdict, from_provider_categories
 from hub.safety.redact import redact
 from hub.voice.audio import OpusDecoder
 from hub.voice.providers import (
@@ -148,6 +153,8 @@ class TurnOutcome:
     flagged: bool = False
     reason: str = "done"
     voice: str = "offline"
+    language: str = "en"  # the child's, once known: every canned line is spoken in it
+    spoken: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -209,6 +216,31 @@ class Conversations:
         current[1].cancel()
         return True
 
+    async def say_line(self, device_id: str, utterance: bytes, name: str) -> None:
+        """Answer an utterance that never became a turn (``too_long``, ``utterance_timeout``):
+        an ``error``, the canned line in the child's language, and its ``reply_end``."""
+        child = await self._store.child_for_device(device_id)
+        language = child.language if child is not None else "en"
+        speaker = Speaker(
+            self._downlinks,
+            device_id,
+            utterance,
+            await self._states.playback(device_id),
+            lambda: self._states.is_aborted(device_id, utterance, time.time()),
+        )
+        try:
+            await self._downlinks.send(
+                device_id, Kind.ERROR, error_message(utterance, name, line(name, language))
+            )
+            await self._canned(speaker, name, language)
+            await self._downlinks.send(
+                device_id,
+                Kind.REPLY_END,
+                reply_end_message(utterance, chunks=speaker.chunks_sent, reason=name),
+            )
+        except (BrokerUnavailable, Aborted, ProviderError) as error:
+            log.warning("canned_line_lost", device_id=device_id, error=type(error).__name__)
+
     async def close(self) -> None:
         """Cancel every running turn."""
         tasks = [task for _, task in self._running.values()]
@@ -248,7 +280,7 @@ class Conversations:
             log.warning(
                 "turn_failed", device_id=device_id, error=type(error).__name__, detail=str(error)
             )
-            await self._say_safely(speaker, "apology", "en")
+            await self._say_safely(speaker, "apology", outcome.language)
         except BrokerUnavailable:
             outcome.reason = "error"
             log.warning("turn_lost_broker", device_id=device_id)
@@ -298,6 +330,7 @@ class Conversations:
             outcome.reason = "setup_needed"
             await self._canned(speaker, "setup_needed", "en")
             return
+        outcome.language = child.language
         conversation_id = await self._store.open_conversation(child.child_id, device_id)
         limit = await self._limit_reached(child, conversation_id)
         if limit is not None:
@@ -319,7 +352,7 @@ class Conversations:
         history = await self._store.recent_messages(child.child_id, self._context_turns)
         safety = self._safety_for(child.language)
         try:
-            verdict = await self._check(voice, safety.check_input(history, heard), heard)
+            verdict = await self._check(voice, safety.check_input(history, heard), heard, safety)
         except ModerationFailed:
             await self._fail_closed(turn)
             await self._record(turn)
@@ -357,7 +390,7 @@ class Conversations:
             ChatMessage("user", heard),
         ]
         context = [*history, ChatMessage("user", heard)]
-        spoken: list[str] = []
+        spoken = turn.outcome.spoken
         # Closed on every way out, so a stopped reply also stops the provider's stream.
         replies = turn.voice.chat.reply(messages, self._reply_max_chars)
         async with aclosing(_sentences(replies)) as sentences:
@@ -367,7 +400,7 @@ class Conversations:
                 so_far = " ".join([*spoken, sentence])
                 try:
                     checked = await self._check(
-                        turn.voice, safety.check_output(context, so_far), sentence
+                        turn.voice, safety.check_output(context, so_far), sentence, safety
                     )
                 except ModerationFailed:
                     await self._fail_closed(turn)
@@ -392,7 +425,7 @@ class Conversations:
         turn.outcome.reason = "moderation_unavailable"
         language = turn.child.language
         text = line("moderation_unavailable", language)
-        turn.outcome.reply_text = text
+        turn.outcome.reply_text = " ".join([*turn.outcome.spoken, text])
         await turn.speaker.say(text, (await self._voices.offline()).tts, language)
 
     async def _limit_reached(self, child: ChildContext, conversation_id: uuid.UUID) -> str | None:
@@ -404,7 +437,9 @@ class Conversations:
                 return "daily_limit"
         return None
 
-    async def _check(self, voice: Voice, local: SafetyVerdict, text: str) -> SafetyVerdict:
+    async def _check(
+        self, voice: Voice, local: SafetyVerdict, text: str, safety: SafetyLayer
+    ) -> SafetyVerdict:
         """The local verdict, joined by the provider's moderation where the voice has one.
 
         Raises:
@@ -420,7 +455,8 @@ class Conversations:
             log.warning("moderation_failed", error=type(error).__name__)
             raise ModerationFailed from error
         if result.flagged:
-            return SafetyVerdict(False, frozenset(), None)
+            self._metrics.provider_flags.inc()
+            return safety.verdict_for(from_provider_categories(result.categories))
         return local
 
     async def _redirect(self, turn: _Turn, verdict: SafetyVerdict) -> None:
@@ -428,11 +464,9 @@ class Conversations:
         outcome.flagged = True
         outcome.reason = "redirected"
         outcome.flags.update(str(category) for category in verdict.categories)
-        if not verdict.categories:
-            outcome.flags.add("provider_moderation")
         language = turn.child.language
         redirect = verdict.redirect or line("redirect_dangerous_objects_and_acts", language)
-        outcome.reply_text = redirect
+        outcome.reply_text = " ".join([*outcome.spoken, redirect])
         await turn.speaker.say(redirect, (await self._voices.offline()).tts, language)
 
     async def _record(self, turn: _Turn) -> uuid.UUID:
@@ -458,9 +492,7 @@ class Conversations:
         self, turn: _Turn, turn_id: uuid.UUID, verdict: SafetyVerdict, text: str
     ) -> None:
         excerpt, _ = redact(text[:EXCERPT_CHARS])
-        categories = sorted(str(category) for category in verdict.categories) or [
-            "provider_moderation"
-        ]
+        categories = sorted(str(category) for category in verdict.categories)
         await self._store.raise_alert(turn.child.child_id, turn_id, categories, excerpt)
         self._metrics.alerts.inc()
 

@@ -20,12 +20,10 @@ from typing import Final
 import structlog
 
 from hub.conversation.devices import DeviceStates
-from hub.conversation.lines import line
-from hub.conversation.speaker import Aborted, Speaker
-from hub.conversation.turn import Conversations, Utterance, VoiceSource
+from hub.conversation.turn import Conversations, Utterance
 from hub.conversation.utterances import Outcome, Progress, UtteranceStore
 from hub.dispatch import Dispatcher, Inbound
-from hub.downlink import BrokerUnavailable, DownlinkPublisher
+from hub.downlink import DownlinkPublisher
 from hub.metrics import HubMetrics
 from hub.protocol.conversation import (
     OPUS_FRAME_MS,
@@ -41,7 +39,6 @@ from hub.protocol.conversation import (
     parse_listen_end,
     parse_listen_start,
     parse_text,
-    reply_end_message,
     split_opus_packets,
 )
 from hub.protocol.kinds import Kind
@@ -70,7 +67,6 @@ class ConversationHandlers:
         utterances: UtteranceStore,
         states: DeviceStates,
         conversations: Conversations,
-        voices: VoiceSource,
         metrics: HubMetrics,
     ) -> None:
         self._settings = settings
@@ -78,7 +74,6 @@ class ConversationHandlers:
         self._utterances = utterances
         self._states = states
         self._conversations = conversations
-        self._voices = voices
         self._metrics = metrics
         self._max_ms = int(settings.max_utterance_s * 1000)
         self._timeout_s = settings.utterance_timeout_s
@@ -214,25 +209,8 @@ class ConversationHandlers:
         await self._say(device_id, utterance, "utterance_timeout")
 
     async def _say(self, device_id: str, utterance: bytes, name: str) -> None:
-        """A canned line for an utterance that never became a turn, then its ``reply_end``."""
-        playback = await self._states.playback(device_id)
-
-        async def not_aborted() -> bool:
-            return False
-
-        speaker = Speaker(self._downlinks, device_id, utterance, playback, not_aborted)
-        try:
-            await self._downlinks.send(
-                device_id, Kind.ERROR, error_message(utterance, name, line(name, "en"))
-            )
-            await speaker.say(line(name, "en"), (await self._voices.offline()).tts, "en")
-            await self._downlinks.send(
-                device_id,
-                Kind.REPLY_END,
-                reply_end_message(utterance, chunks=speaker.chunks_sent, reason=name),
-            )
-        except (BrokerUnavailable, Aborted) as error:
-            log.warning("canned_line_lost", device_id=device_id, error=type(error).__name__)
+        """A canned line for an utterance that never became a turn."""
+        await self._conversations.say_line(device_id, utterance, name)
 
     async def close(self) -> None:
         """Stop watching utterances."""

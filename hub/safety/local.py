@@ -671,6 +671,10 @@ class SafetyLayer:
             found.add(SafetyCategory.PERSONAL_DETAILS)
         return self._verdict(found)
 
+    def verdict_for(self, found: set[SafetyCategory]) -> SafetyVerdict:
+        """The verdict for categories found elsewhere (a provider's moderation)."""
+        return self._verdict(found)
+
     def _verdict(self, found: set[SafetyCategory]) -> SafetyVerdict:
         if not found:
             return SafetyVerdict(safe=True)
@@ -680,3 +684,25 @@ class SafetyLayer:
             categories=frozenset(found),
             redirect=line(f"redirect_{top.value}", self.language),
         )
+
+
+# OpenAI's moderation categories (and their sub-categories after "/"), in our terms.
+_PROVIDER_CATEGORIES: Final = {
+    "self-harm": SafetyCategory.SELF_HARM,
+    "sexual": SafetyCategory.SEXUAL,
+    "violence": SafetyCategory.VIOLENCE,
+    "harassment": SafetyCategory.HATE_BULLYING,
+    "hate": SafetyCategory.HATE_BULLYING,
+    "illicit": SafetyCategory.DANGEROUS_OBJECTS_AND_ACTS,
+}
+
+
+def from_provider_categories(categories: Iterable[str]) -> set[SafetyCategory]:
+    """The safety categories a provider's moderation flagged; a flag we cannot place counts as
+    dangerous, so it still gets a redirect."""
+    found = {
+        _PROVIDER_CATEGORIES[name.split("/", 1)[0]]
+        for name in categories
+        if name.split("/", 1)[0] in _PROVIDER_CATEGORIES
+    }
+    return found or {SafetyCategory.DANGEROUS_OBJECTS_AND_ACTS}
