@@ -1,4 +1,5 @@
-"""``python -m bench``: throughput of the hub path against bare aiomqtt, then latency.
+"""``python -m bench``: throughput of the hub path against bare aiomqtt, then latency, then
+conversation turns (``bench/conversation.py``; ``--only`` picks one section).
 
 Phases run alternately (raw, hub, raw, hub, ...) so that a burst of load from something else on
 the machine hits both sides rather than one; each figure is the median over the rounds and the
@@ -22,6 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bench.broker import BenchBroker, mosquitto_version
+from bench.conversation import conversation_phase, print_conversation
 from bench.hubpath import delete_keys
 from bench.latency import LatencyResult, latency_phase
 from bench.throughput import FloodOptions, PhaseResult, hub_phase, raw_phase
@@ -70,10 +72,47 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=3.0,
         help="end a phase after this many seconds without a message",
     )
+    parser.add_argument(
+        "--only",
+        choices=("throughput", "conversation"),
+        help="run one section only: throughput (with latency) or conversation (default: both)",
+    )
+    parser.add_argument(
+        "--conversation-turns",
+        type=int,
+        default=100,
+        help="spoken turns of one toy with the cloud fake (default 100; 0 skips the section)",
+    )
+    parser.add_argument(
+        "--conversation-toys",
+        type=int,
+        default=50,
+        help="toys talking at once with the cloud fake (default 50)",
+    )
+    parser.add_argument(
+        "--conversation-toy-turns",
+        type=int,
+        default=10,
+        help="turns each of those toys takes (default 10)",
+    )
+    parser.add_argument(
+        "--conversation-input",
+        choices=("voice", "text"),
+        default="voice",
+        help="what the concurrent toys send: spoken PCM or typed text (default voice)",
+    )
+    parser.add_argument(
+        "--offline-turns",
+        type=int,
+        default=20,
+        help="spoken turns of one toy with the offline voice (default 20)",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args(argv)
     if args.messages < 2 or args.rounds < 1 or args.devices < 1:
         parser.error("need --messages >= 2, --rounds >= 1 and --devices >= 1")
+    if args.conversation_toys < 1 or args.conversation_toy_turns < 1 or args.offline_turns < 1:
+        parser.error("need --conversation-toys, --conversation-toy-turns, --offline-turns >= 1")
     return args
 
 
@@ -180,6 +219,23 @@ def _print_summary(
 
 
 async def _run(args: argparse.Namespace, broker: BenchBroker, run_id: str) -> int:
+    if args.only != "conversation":
+        await _throughput(args, broker, run_id)
+    if args.only != "throughput" and args.conversation_turns > 0:
+        result = await conversation_phase(
+            BrokerAddress(broker.host, broker.port),
+            f"bench-{run_id}-conv",
+            turns=args.conversation_turns,
+            toys=args.conversation_toys,
+            turns_per_toy=args.conversation_toy_turns,
+            offline_turns=args.offline_turns,
+            many_input=args.conversation_input,
+        )
+        print_conversation(result)
+    return 0
+
+
+async def _throughput(args: argparse.Namespace, broker: BenchBroker, run_id: str) -> None:
     address = BrokerAddress(broker.host, broker.port)
     key_prefix = f"teddy-bench:{run_id}:"
     nonces = RedisNonceStore.from_url(args.redis_url, key_prefix)
@@ -221,7 +277,6 @@ async def _run(args: argparse.Namespace, broker: BenchBroker, run_id: str) -> in
         else:
             print(f"  cleanup  deleted {deleted:,} nonce keys under {key_prefix}", flush=True)
     _print_summary(raw, hub, latency)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
