@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hub.asgi_server import serve_asgi
@@ -35,11 +36,13 @@ from hub.metrics import HubMetrics
 from hub.nonces import MemoryNonceStore, NonceStore, RedisNonceStore
 from hub.ports import bind_listener
 from hub.protocol.keys import DeviceKeyring, derive_pair_code_key
+from hub.purge import purge_expired
 from hub.revocation import FileRevocations, RevocationList, RevocationSource
 from hub.settings import Settings
 from hub.status import status_app
 
 log = structlog.get_logger("hub.service")
+PURGE_INTERVAL_S = 3600.0
 
 
 @dataclass
@@ -219,6 +222,7 @@ class Hub:
                 group.create_task(self.dispatcher.run())
                 group.create_task(self.consumer.run())
                 group.create_task(self.consumer.watch_store())
+                group.create_task(self._purge_hourly())
                 if status_socket is not None:
                     group.create_task(self._serve_status(status_socket))
         finally:
@@ -228,6 +232,25 @@ class Hub:
             if self.owns_nonces:
                 await self.nonces.close()
             await self.engine.dispose()
+
+    async def _purge_hourly(self) -> None:
+        """Delete what is past retention every hour (idempotent, so replicas may overlap);
+        ``teddyhub purge`` does the same on demand."""
+        sessions = session_factory(self.engine)
+        while True:
+            try:
+                counts = await purge_expired(sessions, retention_days=self.settings.retention_days)
+            except (SQLAlchemyError, OSError) as error:
+                log.warning("purge_failed", error=type(error).__name__)
+            else:
+                if counts.turns or counts.alerts or counts.conversations:
+                    log.info(
+                        "purged",
+                        turns=counts.turns,
+                        alerts=counts.alerts,
+                        conversations=counts.conversations,
+                    )
+            await asyncio.sleep(PURGE_INTERVAL_S)
 
     async def _serve_status(self, sock: socket.socket) -> None:
         await serve_asgi(status_app(self.metrics.registry, self.readiness), sock)
