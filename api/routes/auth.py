@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -62,6 +63,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 logger = logging.getLogger(__name__)
 
 FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
+_CONTROL_CHARACTER: Final = re.compile(r"[\x00-\x1f\x7f]")
 # A login body is an e-mail and a password; anything much larger is not one.
 MAX_FORM_BYTES: Final = 4096
 
@@ -181,7 +183,14 @@ async def _authenticate(
     Raises:
         InvalidCredentials: for an unknown e-mail and a wrong password alike.
     """
-    parent = await session.scalar(select(Parent).where(Parent.email == email.strip().lower()))
+    normalised = email.strip().lower()
+    # The OAuth2 form bypasses the JSON body's e-mail rules; an address no account can have
+    # (a control character: PostgreSQL refuses NUL in text) is simply unknown.
+    parent = (
+        None
+        if _CONTROL_CHARACTER.search(normalised) or len(normalised) > EMAIL_MAX_LENGTH
+        else await session.scalar(select(Parent).where(Parent.email == normalised))
+    )
     if parent is None:
         await asyncio.to_thread(verify_against_dummy, password, hasher=hasher)
         raise InvalidCredentials

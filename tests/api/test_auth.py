@@ -108,6 +108,18 @@ async def test_control_characters_in_an_email_are_invalid_input(
     assert_problem(response, 422, "validation_failed")
 
 
+async def test_control_characters_in_the_token_form_are_an_unknown_account(
+    auth_client: httpx.AsyncClient,
+) -> None:
+    """Found by the schemathesis run: the OAuth2 form skipped the JSON body's e-mail rules."""
+    response = await auth_client.post(
+        f"{AUTH}/token",
+        content="grant_type=password&username=ada%00%40example.com&password=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_problem(response, 401, "invalid_credentials")
+
+
 async def test_register_refuses_weak_password(auth_client: httpx.AsyncClient) -> None:
     response = await auth_client.post(
         f"{AUTH}/register", json={"email": "ada@example.com", "password": "password"}
