@@ -8,6 +8,7 @@ kept a day after the last hello) and ``<prefix>abort:<device>:<utterance hex>`` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Final, Protocol
@@ -33,8 +34,11 @@ class DeviceStates(Protocol):
         """The format last announced; PCM16 at 16 kHz for a toy that never said hello."""
         ...
 
-    async def mark_aborted(self, device_id: str, utterance: bytes | None) -> None:
-        """Record that the toy aborted ``utterance`` (None: whatever it was playing)."""
+    async def mark_aborted(
+        self, device_id: str, utterance: bytes | None, keep: bytes | None = None
+    ) -> None:
+        """Record that the toy aborted ``utterance`` (None: whatever it was playing, except
+        the utterance ``keep``, the one it is starting)."""
         ...
 
     async def is_aborted(self, device_id: str, utterance: bytes, since: float) -> bool:
@@ -51,7 +55,7 @@ class MemoryDeviceStates:
 
     def __init__(self) -> None:
         self._playback: dict[str, Playback] = {}
-        self._aborts: dict[tuple[str, bytes], float] = {}
+        self._aborts: dict[tuple[str, bytes], tuple[float, bytes | None]] = {}
 
     async def set_playback(self, device_id: str, playback: Playback) -> None:
         """See :class:`DeviceStates`."""
@@ -61,20 +65,22 @@ class MemoryDeviceStates:
         """See :class:`DeviceStates`."""
         return self._playback.get(device_id, Playback())
 
-    async def mark_aborted(self, device_id: str, utterance: bytes | None) -> None:
+    async def mark_aborted(
+        self, device_id: str, utterance: bytes | None, keep: bytes | None = None
+    ) -> None:
         """See :class:`DeviceStates`."""
         now = time.time()
-        for key, at in list(self._aborts.items()):
+        for key, (at, _) in list(self._aborts.items()):
             if now - at > ABORT_TTL_S:
                 del self._aborts[key]
-        self._aborts[(device_id, utterance or ANY_UTTERANCE)] = now
+        self._aborts[(device_id, utterance or ANY_UTTERANCE)] = (now, keep)
 
     async def is_aborted(self, device_id: str, utterance: bytes, since: float) -> bool:
         """See :class:`DeviceStates`."""
         if (device_id, utterance) in self._aborts:
             return True
-        any_at = self._aborts.get((device_id, ANY_UTTERANCE))
-        return any_at is not None and any_at >= since
+        mark = self._aborts.get((device_id, ANY_UTTERANCE))
+        return mark is not None and mark[0] >= since and mark[1] != utterance
 
     async def close(self) -> None:
         """Nothing to release."""
@@ -112,13 +118,15 @@ class RedisDeviceStates:
             return Playback()
         return Playback() if stored is None else Playback.from_json(json.loads(stored))
 
-    async def mark_aborted(self, device_id: str, utterance: bytes | None) -> None:
-        """See :class:`DeviceStates`."""
-        await self._redis.set(
-            self._abort_key(device_id, utterance or ANY_UTTERANCE),
-            repr(time.time()),
-            ex=ABORT_TTL_S,
-        )
+    async def mark_aborted(
+        self, device_id: str, utterance: bytes | None, keep: bytes | None = None
+    ) -> None:
+        """See :class:`DeviceStates`; a store that does not answer loses the mark (the replica
+        holding the turn has cancelled it already when it is this one)."""
+        key = self._abort_key(device_id, utterance or ANY_UTTERANCE)
+        value = json.dumps({"at": time.time(), "keep": None if keep is None else keep.hex()})
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.set(key, value, ex=ABORT_TTL_S)
 
     async def is_aborted(self, device_id: str, utterance: bytes, since: float) -> bool:
         """See :class:`DeviceStates`; a store that does not answer counts as no abort."""
@@ -128,7 +136,12 @@ class RedisDeviceStates:
             )
         except (RedisError, OSError):
             return False
-        return specific is not None or (any_at is not None and float(any_at) >= since)
+        if specific is not None:
+            return True
+        if any_at is None:
+            return False
+        mark = json.loads(any_at)
+        return float(mark["at"]) >= since and mark["keep"] != utterance.hex()
 
     async def close(self) -> None:
         """Close the client."""

@@ -88,7 +88,7 @@ class Utterance:
     utterance: bytes
     codec: Codec | None = None
     chunks: list[bytes] = field(default_factory=list, repr=False)
-    text: str | None = None
+    text: str | None = field(default=None, repr=False)
 
     @property
     def mode(self) -> InputMode:
@@ -147,14 +147,16 @@ class ModerationFailed(Exception):
 class TurnOutcome:
     """What a turn did, for the record and the tests."""
 
-    child_text: str = ""
-    reply_text: str = ""
+    child_text: str = field(default="", repr=False)
+    reply_text: str = field(default="", repr=False)
     flags: set[str] = field(default_factory=set)
     flagged: bool = False
     reason: str = "done"
     voice: str = "offline"
     language: str = "en"  # the child's, once known: every canned line is spoken in it
-    spoken: list[str] = field(default_factory=list)
+    spoken: list[str] = field(default_factory=list, repr=False)
+    turn: _Turn | None = field(default=None, repr=False)
+    recorded: bool = False
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -206,19 +208,32 @@ class Conversations:
         if current is not None and current[1] is task:
             del self._running[device_id]
 
-    async def abort(self, device_id: str, utterance: bytes | None) -> bool:
-        """Stop the toy's turn at once (here, and on every replica through the shared mark);
-        True when a turn of this replica was cancelled."""
-        await self._states.mark_aborted(device_id, utterance)
+    async def abort(
+        self, device_id: str, utterance: bytes | None, *, keep: bytes | None = None
+    ) -> bool:
+        """Stop the toy's turn at once: here first, then on every replica through the shared
+        mark. ``utterance`` None stops whatever plays except ``keep`` (the utterance the toy
+        is starting, whose turn may already run when its ``listen_start`` comes late). True
+        when a turn of this replica was cancelled."""
         current = self._running.get(device_id)
-        if current is None or (utterance is not None and current[0] != utterance):
-            return False
-        current[1].cancel()
-        return True
+        cancelled = False
+        if (
+            current is not None
+            and (utterance is None or current[0] == utterance)
+            and current[0] != keep
+        ):
+            current[1].cancel()
+            cancelled = True
+        await self._states.mark_aborted(device_id, utterance, keep)
+        return cancelled
 
-    async def say_line(self, device_id: str, utterance: bytes, name: str) -> None:
-        """Answer an utterance that never became a turn (``too_long``, ``utterance_timeout``):
-        an ``error``, the canned line in the child's language, and its ``reply_end``."""
+    async def say_line(
+        self, device_id: str, utterance: bytes, name: str, *, reason: str | None = None
+    ) -> None:
+        """Answer an utterance that never became a turn (``too_long``, ``utterance_timeout``,
+        ``not_heard``): an ``error``, the canned line ``name`` in the child's language, and a
+        ``reply_end`` with ``reason`` (``name`` by default)."""
+        reason = reason or name
         child = await self._store.child_for_device(device_id)
         language = child.language if child is not None else "en"
         speaker = Speaker(
@@ -230,13 +245,13 @@ class Conversations:
         )
         try:
             await self._downlinks.send(
-                device_id, Kind.ERROR, error_message(utterance, name, line(name, language))
+                device_id, Kind.ERROR, error_message(utterance, reason, line(name, language))
             )
             await self._canned(speaker, name, language)
             await self._downlinks.send(
                 device_id,
                 Kind.REPLY_END,
-                reply_end_message(utterance, chunks=speaker.chunks_sent, reason=name),
+                reply_end_message(utterance, chunks=speaker.chunks_sent, reason=reason),
             )
         except (BrokerUnavailable, Aborted, ProviderError) as error:
             log.warning("canned_line_lost", device_id=device_id, error=type(error).__name__)
@@ -270,23 +285,38 @@ class Conversations:
                 await self._turn(device_id, utterance, speaker, outcome, ended_at)
         except Aborted:
             outcome.reason = "aborted"
+            await self._record_interrupted(outcome)
         except asyncio.CancelledError:
             outcome.reason = "aborted"
+            await self._record_interrupted(outcome)
             await self._end(speaker, outcome, ended_at)
             raise
-        except (ProviderError, TimeoutError, ValueError) as error:
-            outcome.reason = "error"
-            outcome.flags.add("provider_error")
-            log.warning(
-                "turn_failed", device_id=device_id, error=type(error).__name__, detail=str(error)
-            )
-            await self._say_safely(speaker, "apology", outcome.language)
         except BrokerUnavailable:
             outcome.reason = "error"
             log.warning("turn_lost_broker", device_id=device_id)
+            await self._record_interrupted(outcome)
             return outcome
+        except Exception as error:  # noqa: BLE001 - the toy hears an apology whatever failed
+            outcome.reason = "error"
+            outcome.flags.add("provider_error" if _is_provider(error) else "failure")
+            # The failure's kind only: provider messages may quote what was said.
+            log.warning("turn_failed", device_id=device_id, error=type(error).__name__)
+            await self._record_interrupted(outcome)
+            await self._say_safely(speaker, "apology", outcome.language)
         await self._end(speaker, outcome, ended_at)
         return outcome
+
+    async def _record_interrupted(self, outcome: TurnOutcome) -> None:
+        """Keep a turn that ended early in the history (and in the limits and the safety
+        layer's view of the conversation), with what the toy had said by then."""
+        turn = outcome.turn
+        if turn is None or outcome.recorded or not outcome.child_text:
+            return
+        outcome.reply_text = outcome.reply_text or " ".join(outcome.spoken)
+        try:
+            await self._record(turn)
+        except Exception as error:  # noqa: BLE001 - a lost record must not lose the reply_end
+            log.warning("turn_not_recorded", device_id=turn.device_id, error=type(error).__name__)
 
     async def _end(self, speaker: Speaker, outcome: TurnOutcome, ended_at: float) -> None:
         outcome.timings_ms["total"] = (time.perf_counter() - ended_at) * 1000
@@ -344,6 +374,7 @@ class Conversations:
         turn = _Turn(
             device_id, utterance, speaker, outcome, ended_at, child, conversation_id, voice
         )
+        outcome.turn = turn
         heard = await self._hear(turn)
         if not heard.strip():
             outcome.reason = "not_heard"
@@ -359,8 +390,7 @@ class Conversations:
             return
         turn.mark("input_checked")
         if not verdict.safe:
-            await self._redirect(turn, verdict)
-            await self._alert(turn, await self._record(turn), verdict, heard)
+            await self._redirect(turn, verdict, heard)
             return
         await self._reply(turn, history, heard, safety)
 
@@ -407,8 +437,7 @@ class Conversations:
                     break
                 if not checked.safe:
                     turn.outcome.flags.add("unsafe_reply")
-                    await self._redirect(turn, checked)
-                    await self._alert(turn, await self._record(turn), checked, so_far)
+                    await self._redirect(turn, checked, so_far)
                     return
                 await turn.speaker.say(sentence, turn.voice.tts, language)
                 spoken.append(sentence)
@@ -459,7 +488,9 @@ class Conversations:
             return safety.verdict_for(from_provider_categories(result.categories))
         return local
 
-    async def _redirect(self, turn: _Turn, verdict: SafetyVerdict) -> None:
+    async def _redirect(self, turn: _Turn, verdict: SafetyVerdict, unsafe_text: str) -> None:
+        """Record the turn and the parent's alert, then speak the redirect: a barge-in during
+        the redirect must not lose either."""
         outcome = turn.outcome
         outcome.flagged = True
         outcome.reason = "redirected"
@@ -467,10 +498,13 @@ class Conversations:
         language = turn.child.language
         redirect = verdict.redirect or line("redirect_dangerous_objects_and_acts", language)
         outcome.reply_text = " ".join([*outcome.spoken, redirect])
+        turn_id = await asyncio.shield(self._record(turn))
+        await asyncio.shield(self._alert(turn, turn_id, verdict, unsafe_text))
         await turn.speaker.say(redirect, (await self._voices.offline()).tts, language)
 
     async def _record(self, turn: _Turn) -> uuid.UUID:
         outcome = turn.outcome
+        outcome.recorded = True
         child_text, child_kinds = redact(outcome.child_text)
         reply_text, reply_kinds = redact(outcome.reply_text)
         return await self._store.record_turn(
@@ -495,6 +529,10 @@ class Conversations:
         categories = sorted(str(category) for category in verdict.categories)
         await self._store.raise_alert(turn.child.child_id, turn_id, categories, excerpt)
         self._metrics.alerts.inc()
+
+
+def _is_provider(error: BaseException) -> bool:
+    return isinstance(error, ProviderError | TimeoutError)
 
 
 async def _sentences(deltas: AsyncIterator[str]) -> AsyncGenerator[str]:

@@ -117,9 +117,10 @@ class MemoryUtteranceStore:
         return self._records.pop(key, None)
 
     def _complete(self, key: tuple[str, bytes], record: _Record, now: int) -> Progress:
-        if record.announced is not None and len(record.chunks) >= record.announced:
+        announced = record.announced
+        if announced is not None and all(seq in record.chunks for seq in range(announced)):
             self._claim(key, now)
-            ordered = [record.chunks[seq] for seq in range(record.announced)]
+            ordered = [record.chunks[seq] for seq in range(announced)]
             return Progress(Outcome.COMPLETE, record.codec, ordered)
         return Progress(Outcome.PENDING)
 
@@ -135,7 +136,8 @@ class MemoryUtteranceStore:
         record = self._records.setdefault(key, _Record())
         record.touched_ms = now
         record.codec = record.codec or chunk.codec
-        if chunk.seq not in record.chunks:
+        beyond = record.announced is not None and chunk.seq >= record.announced
+        if chunk.seq not in record.chunks and not beyond:
             record.chunks[chunk.seq] = chunk.data
             record.audio_ms += duration_ms
         if record.audio_ms > max_ms:
@@ -187,7 +189,11 @@ local field, data, codec = ARGV[4], ARGV[5], ARGV[8]
 local ms, max_ms = tonumber(ARGV[6]), tonumber(ARGV[7])
 redis.call('HSETNX', KEYS[1], '#codec', codec)
 local total = tonumber(redis.call('HGET', KEYS[1], '#ms') or '0')
-if redis.call('HSETNX', KEYS[1], field, data) == 1 then
+local known = redis.call('HGET', KEYS[1], '#n')
+local seq = tonumber(ARGV[9])
+if known and seq >= tonumber(known) then
+  -- beyond the announced count: not part of this utterance
+elseif redis.call('HSETNX', KEYS[1], field, data) == 1 then
   redis.call('HINCRBY', KEYS[1], '#c', 1)
   total = redis.call('HINCRBY', KEYS[1], '#ms', ms)
 end
@@ -200,6 +206,9 @@ if total > max_ms then
 end
 local n = redis.call('HGET', KEYS[1], '#n')
 if n and tonumber(redis.call('HGET', KEYS[1], '#c')) >= tonumber(n) then
+  for seq = 0, tonumber(n) - 1 do
+    if redis.call('HEXISTS', KEYS[1], 'c:' .. seq) == 0 then return {'pending'} end
+  end
   local all = redis.call('HGETALL', KEYS[1])
   redis.call('SET', KEYS[2], '1', 'PX', done_ttl)
   redis.call('DEL', KEYS[1])
@@ -213,6 +222,9 @@ local now, ttl, done_ttl, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], '#n', n, '#t', now)
 redis.call('PEXPIRE', KEYS[1], ttl)
 if tonumber(redis.call('HGET', KEYS[1], '#c') or '0') >= n then
+  for seq = 0, n - 1 do
+    if redis.call('HEXISTS', KEYS[1], 'c:' .. seq) == 0 then return {'pending'} end
+  end
   local all = redis.call('HGETALL', KEYS[1])
   redis.call('SET', KEYS[2], '1', 'PX', done_ttl)
   redis.call('DEL', KEYS[1])
@@ -287,6 +299,7 @@ class RedisUtteranceStore:
                 duration_ms,
                 max_ms,
                 int(chunk.codec),
+                chunk.seq,
             ],
         )
         return self._progress(reply)

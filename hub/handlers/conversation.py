@@ -125,7 +125,7 @@ class ConversationHandlers:
     async def listen_start(self, inbound: Inbound) -> None:
         """The child pressed the button: whatever the toy was saying stops (barge-in)."""
         start = parse_listen_start(inbound.frame.payload)
-        await self._conversations.abort(inbound.device_id, None)
+        await self._conversations.abort(inbound.device_id, None, keep=start.utterance)
         self._watch(inbound.device_id, start.utterance)
 
     async def audio(self, inbound: Inbound) -> None:
@@ -145,6 +145,13 @@ class ConversationHandlers:
     async def listen_end(self, inbound: Inbound) -> None:
         """The child let go: the utterance completes when every chunk is in."""
         end = parse_listen_end(inbound.frame.payload)
+        if end.chunks == 0:  # a tap on the button: nothing was said
+            self._unwatch(inbound.device_id, end.utterance)
+            if await self._utterances.expire(inbound.device_id, end.utterance):
+                await self._conversations.say_line(
+                    inbound.device_id, end.utterance, "apology", reason="not_heard"
+                )
+            return
         progress = await self._utterances.finish(
             inbound.device_id, end.utterance, end.chunks, ttl_ms=self._ttl_ms
         )

@@ -32,6 +32,8 @@ AUDIO_HEADER = struct.Struct(">8sIB")
 OPUS_LENGTH = struct.Struct(">H")
 MAX_JSON_PAYLOAD: Final = 4096
 MAX_TEXT_CHARS: Final = 500
+# Far more chunks than the longest utterance needs (60 s in 60 ms packets, one a chunk).
+MAX_CHUNKS: Final = 1024
 UPLINK_SAMPLE_RATE: Final = 16_000
 OPUS_FRAME_MS: Final = 60
 PLAYBACK_RATES: Final = (8_000, 12_000, 16_000, 22_050, 24_000, 44_100, 48_000)
@@ -219,8 +221,8 @@ def parse_listen_end(payload: bytes) -> ListenEnd:
     """Raises MessageError for anything but a well-formed ``listen_end``."""
     body = _json_object(payload)
     chunks = body.get("chunks")
-    if not isinstance(chunks, int) or isinstance(chunks, bool) or not 0 <= chunks <= 100_000:
-        raise MessageError("malformed", "chunks must be a non-negative integer")
+    if not isinstance(chunks, int) or isinstance(chunks, bool) or not 0 <= chunks <= MAX_CHUNKS:
+        raise MessageError("malformed", f"chunks must be an integer from 0 to {MAX_CHUNKS}")
     return ListenEnd(parse_utterance_hex(body.get("utterance")), chunks)
 
 
@@ -264,6 +266,8 @@ def parse_audio(payload: bytes) -> AudioChunk:
     if len(payload) < AUDIO_HEADER.size:
         raise MessageError("malformed", "audio payload shorter than its header")
     utterance, seq, codec_value = AUDIO_HEADER.unpack_from(payload)
+    if seq >= MAX_CHUNKS:
+        raise MessageError("malformed", f"seq must be below {MAX_CHUNKS}")
     try:
         codec = Codec(codec_value)
     except ValueError:

@@ -130,3 +130,19 @@ async def test_devices_and_utterances_do_not_mix(stores: Callable[[], UtteranceS
     assert (await store.finish(DEVICE, two, 1, ttl_ms=TTL_MS)).outcome is Outcome.PENDING
     done = await store.finish(DEVICE, one, 1, ttl_ms=TTL_MS)
     assert done.outcome is Outcome.COMPLETE
+
+
+async def test_completion_needs_every_seq_not_just_enough_chunks(
+    stores: Callable[[], UtteranceStore],
+) -> None:
+    store = stores()
+    utterance = os.urandom(8)
+    parts = chunks(8, utterance)
+    await store.add_chunk(DEVICE, parts[0], 10, max_ms=15_000, ttl_ms=TTL_MS)
+    await store.add_chunk(DEVICE, parts[7], 10, max_ms=15_000, ttl_ms=TTL_MS)
+    assert (await store.finish(DEVICE, utterance, 2, ttl_ms=TTL_MS)).outcome is Outcome.PENDING
+    beyond = await store.add_chunk(DEVICE, parts[5], 10, max_ms=15_000, ttl_ms=TTL_MS)
+    assert beyond.outcome is Outcome.PENDING  # past the announced count: not part of it
+    done = await store.add_chunk(DEVICE, parts[1], 10, max_ms=15_000, ttl_ms=TTL_MS)
+    assert done.outcome is Outcome.COMPLETE
+    assert done.chunks == [parts[0].data, parts[1].data]

@@ -206,3 +206,20 @@ async def test_malformed_messages_get_an_error_and_nothing_else(
     assert sample(hub, "teddy_hub_conversation_rejections_total", {"reason": "malformed"}) == 2
     reply = await talk.say_text("hello")  # the toy is served as before
     assert reply.reason == "setup_needed"
+
+
+async def test_a_tap_without_speech_is_not_heard(
+    pair: Pair, start_hub: StartHub, talker: OpenTalker
+) -> None:
+    await start_hub()
+    talk = await talker()
+    await pair(talk.toy.device_id)
+    utterance = os.urandom(8)
+    await talk.toy.send(
+        Kind.LISTEN_START, json.dumps({"utterance": utterance.hex(), "codec": "pcm16"}).encode()
+    )
+    end = {"utterance": utterance.hex(), "chunks": 0}
+    await talk.toy.send(Kind.LISTEN_END, json.dumps(end).encode())
+    reply = await talk.hear(utterance, timeout_s=10)
+    assert reply.reason == "not_heard"
+    assert reply.text == line("apology")
