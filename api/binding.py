@@ -11,19 +11,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any, Final
 
 from pydantic import BaseModel
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.audit import audit_device
 from api.errors import ApiError, Conflict
-from hub.db.models import AuditAction, AuditEntry, Child, Device, Parent
+from hub.db.models import AuditAction, Child, Device, Parent
 from hub.revocation import FileRevocations
 from hub.settings import Settings
-
-DEVICE_SUBJECT: Final = "device"
 
 
 class DeviceRevoked(ApiError):
@@ -73,19 +71,6 @@ async def ensure_not_revoked(settings: Settings, device_id: str) -> None:
     """
     if device_id in await FileRevocations(settings.revoked_devices_file).revoked_device_ids():
         raise DeviceRevoked("this device is revoked")
-
-
-def audit_device(
-    parent: Parent | None, action: AuditAction, device_id: str | None, **detail: Any
-) -> AuditEntry:
-    """An audit entry about a device (no personal data: ids and outcomes only)."""
-    return AuditEntry(
-        actor_parent_id=None if parent is None else parent.id,
-        action=action.value,
-        subject_type=DEVICE_SUBJECT,
-        subject_id=device_id,
-        detail=detail,
-    )
 
 
 async def bind_device(

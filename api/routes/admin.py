@@ -21,7 +21,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from api.binding import audit_device
+from api.audit import audit_device
 from api.deps import CurrentAdmin, SessionDep, SettingsDep
 from api.routes.devices import DeviceId
 from hub.db.models import AuditAction, Device, Parent

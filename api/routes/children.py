@@ -44,6 +44,7 @@ from pydantic import (
 )
 from sqlalchemy import func, select
 
+from api.audit import CHILD_SUBJECT, audit_child
 from api.auth_errors import InvalidCredentials
 from api.binding import DeviceOut, device_out
 from api.deps import CurrentParent, HasherDep, SessionDep
@@ -55,7 +56,7 @@ from hub.db.models import AuditAction, AuditEntry, Child, Device, Parent
 
 router = APIRouter(prefix="/api/v1/children", tags=["children"])
 
-SUBJECT_TYPE: Final = "child"
+
 # The toy is for children: a birth year more than this many years back is not a child's.
 MAX_CHILD_AGE_YEARS: Final = 18
 MAX_DAILY_LIMIT_MINUTES: Final = 24 * 60
@@ -213,16 +214,6 @@ def _child_out(child: Child) -> ChildOut:
     )
 
 
-def _audit(parent: Parent, action: AuditAction, child_id: uuid.UUID, **detail: Any) -> AuditEntry:
-    return AuditEntry(
-        actor_parent_id=parent.id,
-        action=action.value,
-        subject_type=SUBJECT_TYPE,
-        subject_id=str(child_id),
-        detail=detail,
-    )
-
-
 async def _recheck_password(
     parent: Parent, password: str, hasher: HasherDep, account_limit: AccountLimit
 ) -> None:
@@ -255,7 +246,7 @@ async def create_child(body: ChildCreate, parent: CurrentParent, session: Sessio
     )
     session.add(child)
     session.add(
-        _audit(
+        audit_child(
             parent,
             AuditAction.CONSENT_CHANGE,
             child.id,
@@ -307,7 +298,7 @@ async def update_consent(
     child = await own_child(session, parent, child_id)
     now = _now()
     session.add(
-        _audit(
+        audit_child(
             parent,
             AuditAction.CONSENT_CHANGE,
             child.id,
@@ -352,7 +343,7 @@ async def export_child(
     )
     entries = await session.scalars(
         select(AuditEntry)
-        .where(AuditEntry.subject_type == SUBJECT_TYPE, AuditEntry.subject_id == str(child.id))
+        .where(AuditEntry.subject_type == CHILD_SUBJECT, AuditEntry.subject_id == str(child.id))
         .order_by(AuditEntry.at, AuditEntry.id)
     )
     conversations, alerts = await child_history(session, cipher, child.id)
@@ -366,7 +357,7 @@ async def export_child(
             AuditOut(at=entry.at, action=entry.action, detail=entry.detail) for entry in entries
         ],
     )
-    session.add(_audit(parent, AuditAction.EXPORT, child.id))
+    session.add(audit_child(parent, AuditAction.EXPORT, child.id))
     await session.commit()
     return document
 
@@ -393,7 +384,7 @@ async def delete_child(
     bound = await session.scalar(
         select(func.count()).select_from(Device).where(Device.child_id == child.id)
     )
-    session.add(_audit(parent, AuditAction.DELETION, child.id, devices_unbound=bound or 0))
+    session.add(audit_child(parent, AuditAction.DELETION, child.id, devices_unbound=bound or 0))
     await session.delete(child)
     await session.commit()
     return Response(status_code=HTTPStatus.NO_CONTENT)

@@ -18,7 +18,8 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select, update
 
-from api.binding import DeviceOut, audit_device, device_out
+from api.audit import audit_device
+from api.binding import DeviceOut, device_out
 from api.deps import CurrentParent, SessionDep, SettingsDep
 from api.errors import NotFound
 from api.ownership import own_child, own_device

@@ -33,16 +33,17 @@ from pydantic import BaseModel
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.audit import audit_child
 from api.deps import CurrentParent, SessionDep
 from api.errors import NotFound
 from api.ownership import own_child
-from hub.db.models import Alert, AuditAction, AuditEntry, Conversation, Parent, Turn
+from hub.db.models import Alert, AuditAction, Conversation, Parent, Turn
 from hub.transcripts import TranscriptCipher, TranscriptError, aad
 
 router = APIRouter(prefix="/api/v1/children", tags=["history"])
 logger = logging.getLogger(__name__)
 
-SUBJECT_TYPE: Final = "child"
+
 MAX_PAGE_SIZE: Final = 100
 DEFAULT_PAGE_SIZE: Final = 20
 MAX_OFFSET: Final = 100_000
@@ -211,16 +212,6 @@ def _alerts_query(child_id: uuid.UUID) -> Any:
     )
 
 
-def _audit(parent: Parent, action: AuditAction, child_id: uuid.UUID, **detail: Any) -> AuditEntry:
-    return AuditEntry(
-        actor_parent_id=parent.id,
-        action=action.value,
-        subject_type=SUBJECT_TYPE,
-        subject_id=str(child_id),
-        detail=detail,
-    )
-
-
 async def _own_conversation(
     session: AsyncSession, parent: Parent, child_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> Conversation:
@@ -295,7 +286,7 @@ async def delete_all_history(
         delete(Conversation).where(Conversation.child_id == child.id)
     )
     session.add(
-        _audit(
+        audit_child(
             parent,
             AuditAction.HISTORY_DELETE,
             child.id,
@@ -345,7 +336,7 @@ async def delete_conversation(
     turns = await session.execute(delete(Turn).where(Turn.conversation_id == conversation.id))
     await session.execute(delete(Conversation).where(Conversation.id == conversation.id))
     session.add(
-        _audit(
+        audit_child(
             parent,
             AuditAction.HISTORY_DELETE,
             conversation.child_id,
@@ -431,7 +422,9 @@ async def delete_alert(
     """
     alert = await _own_alert(session, parent, child_id, alert_id)
     await session.execute(delete(Alert).where(Alert.id == alert.id))
-    session.add(_audit(parent, AuditAction.ALERT_DELETE, alert.child_id, alert_id=str(alert.id)))
+    session.add(
+        audit_child(parent, AuditAction.ALERT_DELETE, alert.child_id, alert_id=str(alert.id))
+    )
     await session.commit()
     return Response(status_code=HTTPStatus.NO_CONTENT)
 

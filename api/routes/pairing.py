@@ -42,7 +42,8 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from api.binding import DeviceOut, audit_device, bind_device, device_out, ensure_not_revoked
+from api.audit import audit_device
+from api.binding import DeviceOut, bind_device, device_out, ensure_not_revoked
 from api.deps import CurrentParent, SessionDep, SettingsDep
 from api.errors import ApiError, Conflict, NotFound
 from api.nonces import NonceStoreDep, spend_nonce
