@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -94,11 +95,10 @@ def wait_healthy(run: UpRun, timeout_s: float = 90) -> None:
     pytest.fail(f"teddyhub up did not become healthy:\n{run.output.read_text()}")
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[UpRun]:
-    """``teddyhub up`` with no configuration but free ports, healthy before the test starts."""
-    env = embedded_env(tmp_path / "data")
-    output = tmp_path / "up.log"
+@contextlib.contextmanager
+def running_up(data_dir: Path, output: Path, **extra_env: str) -> Iterator[UpRun]:
+    """``teddyhub up`` on free ports (and ``extra_env``), healthy; stopped afterwards."""
+    env = embedded_env(data_dir) | extra_env
     with output.open("wb") as sink:
         process = subprocess.Popen([TEDDYHUB, "up"], env=env, stdout=sink, stderr=subprocess.STDOUT)
     run = UpRun(
@@ -119,3 +119,10 @@ def up(tmp_path: Path) -> Iterator[UpRun]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[UpRun]:
+    """``teddyhub up`` with no configuration but free ports, healthy before the test starts."""
+    with running_up(tmp_path / "data", tmp_path / "up.log") as run:
+        yield run

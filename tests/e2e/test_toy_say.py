@@ -3,14 +3,20 @@ get a grown-up, the paired one gets a real spoken reply saved as a playable WAV.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import re
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from hub.voice.audio import wav_to_pcm
-from tests.e2e.conftest import UpRun
+from tests.e2e.conftest import UpRun, running_up
+from tests.fakes.openai_server import FakeOpenAIServer
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "correct horse battery staple"
@@ -74,3 +80,67 @@ def test_toy_say_unpaired_then_paired(up: UpRun, tmp_path: Path) -> None:
     opus = up.teddyhub("toy", "say", "hello", "--device-id", "toy-0101", "--codec", "opus")
     assert opus.returncode == 0, opus.stderr
     assert "Hello, Mia" in opus.stdout
+
+
+@contextlib.contextmanager
+def fake_openai_in_a_thread() -> Iterator[FakeOpenAIServer]:
+    """The fake OpenAI-compatible server on its own event loop, for a test that is not async."""
+    ready = threading.Event()
+    stop: asyncio.Event | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    server = FakeOpenAIServer()
+    server.config.reply = "Hello from the cloud. Bears love honey."
+
+    async def serve() -> None:
+        nonlocal stop, loop
+        stop, loop = asyncio.Event(), asyncio.get_running_loop()
+        async with server.serve():
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(10), "the fake server did not start"
+    try:
+        yield server
+    finally:
+        assert loop is not None and stop is not None
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+
+
+def test_toy_say_uses_an_openai_compatible_server_when_configured(tmp_path: Path) -> None:
+    with (
+        fake_openai_in_a_thread() as fake,
+        running_up(tmp_path / "data", tmp_path / "up.log", OPENAI_BASE_URL=fake.base_url) as up,
+    ):
+        api = up.api_url
+        credentials = {"email": "ada@example.com", "password": PASSWORD}
+        assert httpx.post(f"{api}/api/v1/auth/register", json=credentials).status_code == 201
+        token = httpx.post(f"{api}/api/v1/auth/login", json=credentials).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        consent = {
+            "agreed": True,
+            "method": "in_app_checkbox",
+            "notice_version": "2025-01",
+            "cloud_ai": True,
+        }
+        child = httpx.post(
+            f"{api}/api/v1/children",
+            headers=headers,
+            json={"first_name": "Mia", "consent": consent},
+        ).json()
+        account = httpx.get(f"{api}/api/v1/auth/me", headers=headers).json()["id"]
+        proof = up.teddyhub("toy", "claim-proof", "--account", account, "--device-id", "toy-0202")
+        claimed = httpx.post(
+            f"{api}/api/v1/pair/claim",
+            headers=headers,
+            json={**json.loads(proof.stdout), "child_id": child["id"]},
+        )
+        assert claimed.status_code == 200, claimed.text
+
+        result = up.teddyhub("toy", "say", "hello", "--device-id", "toy-0202")
+
+    assert result.returncode == 0, result.stderr
+    assert "toy says: Hello from the cloud. Bears love honey." in result.stdout
+    assert fake.received("transcriptions") and fake.received("chat")
