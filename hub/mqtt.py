@@ -144,6 +144,9 @@ class _ReadAheadClient(aiomqtt.Client):
         loop.call_soon_threadsafe(loop.add_reader, fileno, read)
 
 
+PENDING_CALLS_WARNING = 2_000
+
+
 def open_client(
     address: BrokerAddress,
     *,
@@ -164,7 +167,7 @@ def open_client(
         )
         options["inbox"] = inbox
         client_type = _ReadAheadClient
-    return client_type(
+    client = client_type(
         address.host,
         address.port,
         username=address.username,
@@ -178,3 +181,7 @@ def open_client(
         tls_context=tls_context(address.tls_ca_file) if address.tls_ca_file else None,
         **options,
     )
+    # aiomqtt warns past 10 unacknowledged publishes; a hub speaking to many toys at once has
+    # hundreds in flight by design (the broker's inflight limit paces them).
+    client.pending_calls_threshold = PENDING_CALLS_WARNING
+    return client
