@@ -11,7 +11,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from http import HTTPStatus
+from typing import Annotated
 
+from fastapi import Depends, Request
 from pydantic import BaseModel
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +23,6 @@ from api.audit import audit_device
 from api.errors import ApiError, Conflict
 from hub.db.models import AuditAction, Child, Device, Parent
 from hub.revocation import FileRevocations
-from hub.settings import Settings
 
 
 class DeviceRevoked(ApiError):
@@ -60,7 +61,23 @@ def device_out(device: Device) -> DeviceOut:
     )
 
 
-async def ensure_not_revoked(settings: Settings, device_id: str) -> None:
+def app_revocations(request: Request) -> FileRevocations:
+    """The app's one reader of the revocation file, kept on ``app.state``: it re-reads the
+    file only when the file changed, so a check costs a ``stat``."""
+    state = request.app.state
+    path = state.settings.revoked_devices_file
+    reader: FileRevocations | None = getattr(state, "revocations", None)
+    if reader is None or getattr(state, "revocations_path", None) != path:
+        reader = FileRevocations(path)
+        state.revocations = reader
+        state.revocations_path = path
+    return reader
+
+
+RevocationsDep = Annotated[FileRevocations, Depends(app_revocations)]
+
+
+async def ensure_not_revoked(revocations: FileRevocations, device_id: str) -> None:
     """Refuse a device in the revocation file.
 
     The file is the one source of truth, the same list brokers and hubs read, so the API never
@@ -69,7 +86,7 @@ async def ensure_not_revoked(settings: Settings, device_id: str) -> None:
     Raises:
         DeviceRevoked: 403.
     """
-    if device_id in await FileRevocations(settings.revoked_devices_file).revoked_device_ids():
+    if device_id in await revocations.revoked_device_ids():
         raise DeviceRevoked("this device is revoked")
 
 

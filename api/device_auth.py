@@ -30,7 +30,7 @@ from typing import Annotated, Final
 
 from fastapi import Depends, Request
 
-from api.binding import DeviceRevoked
+from api.binding import DeviceRevoked, RevocationsDep
 from api.deps import SettingsDep
 from api.errors import ApiError, Conflict
 from api.nonces import NonceStoreDep, spend_nonce
@@ -43,8 +43,6 @@ from hub.protocol.device_http import (
     verify_request,
 )
 from hub.protocol.keys import derive_device_key
-from hub.revocation import FileRevocations
-from hub.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -161,21 +159,8 @@ def _refuse(error: ApiError, reason: str, device_id: str | None) -> ApiError:
     return error
 
 
-async def _is_revoked(request: Request, settings: Settings, device_id: str) -> bool:
-    """Revoked in the file brokers and hubs read (the one source of truth)."""
-    state = request.app.state
-    path = settings.revoked_devices_file
-    revocations: FileRevocations | None = getattr(state, "device_revocations", None)
-    if revocations is None or getattr(state, "device_revocations_path", None) != path:
-        # One reader per app: it re-reads the file only when the file changes.
-        revocations = FileRevocations(path)
-        state.device_revocations = revocations
-        state.device_revocations_path = path
-    return device_id in await revocations.revoked_device_ids()
-
-
 async def authenticated_device(
-    request: Request, settings: SettingsDep, nonces: NonceStoreDep
+    request: Request, settings: SettingsDep, nonces: NonceStoreDep, revocations: RevocationsDep
 ) -> AuthenticatedDevice:
     """Authenticate the request as a device, or refuse it (see the module docstring).
 
@@ -202,7 +187,7 @@ async def authenticated_device(
         ) from None
 
     device_id = verified.device_id
-    if await _is_revoked(request, settings, device_id):
+    if device_id in await revocations.revoked_device_ids():
         raise _refuse(DeviceRevoked("this device is revoked"), "revoked", device_id)
     fresh = await spend_nonce(
         nonces, http_nonce_key(device_id, verified.nonce_hex), HTTP_REPLAY_TTL_S

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from api.audit import audit_device
+from api.binding import RevocationsDep
 from api.deps import CurrentAdmin, SessionDep, SettingsDep
 from api.routes.devices import DeviceId
 from hub.db.models import AuditAction, Device, Parent
@@ -60,15 +61,11 @@ def _admin_out(device: Device, revoked_ids: frozenset[str]) -> AdminDeviceOut:
     )
 
 
-async def _revoked_ids(settings: Settings) -> frozenset[str]:
-    return await FileRevocations(settings.revoked_devices_file).revoked_device_ids()
-
-
 @router.get("/devices")
 async def list_all_devices(
     admin: CurrentAdmin,
     session: SessionDep,
-    settings: SettingsDep,
+    revocations: RevocationsDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[AdminDeviceOut]:
@@ -76,12 +73,18 @@ async def list_all_devices(
     devices = await session.scalars(
         select(Device).order_by(Device.device_id).limit(limit).offset(offset)
     )
-    revoked = await _revoked_ids(settings)
+    revoked = await revocations.revoked_device_ids()
     return [_admin_out(device, revoked) for device in devices]
 
 
 async def _set_revoked(
-    admin: Parent, session: SessionDep, settings: Settings, device_id: str, *, revoked: bool
+    admin: Parent,
+    session: SessionDep,
+    settings: Settings,
+    revocations: FileRevocations,
+    device_id: str,
+    *,
+    revoked: bool,
 ) -> AdminDeviceOut:
     """Record, change the file, then commit; a failed commit puts the file back.
 
@@ -109,20 +112,28 @@ async def _set_revoked(
             await asyncio.to_thread(change_revocation, path, device_id, revoked=not revoked)
         raise
     await session.refresh(device)
-    return _admin_out(device, await _revoked_ids(settings))
+    return _admin_out(device, await revocations.revoked_device_ids())
 
 
 @router.post("/devices/{device_id}/revoke")
 async def revoke_device(
-    device_id: DeviceId, admin: CurrentAdmin, session: SessionDep, settings: SettingsDep
+    device_id: DeviceId,
+    admin: CurrentAdmin,
+    session: SessionDep,
+    settings: SettingsDep,
+    revocations: RevocationsDep,
 ) -> AdminDeviceOut:
     """Refuse the device at every broker and hub from now on (audited ``admin_revoke``)."""
-    return await _set_revoked(admin, session, settings, device_id, revoked=True)
+    return await _set_revoked(admin, session, settings, revocations, device_id, revoked=True)
 
 
 @router.post("/devices/{device_id}/restore")
 async def restore_device(
-    device_id: DeviceId, admin: CurrentAdmin, session: SessionDep, settings: SettingsDep
+    device_id: DeviceId,
+    admin: CurrentAdmin,
+    session: SessionDep,
+    settings: SettingsDep,
+    revocations: RevocationsDep,
 ) -> AdminDeviceOut:
     """Lift the device's revocation (audited ``admin_restore``)."""
-    return await _set_revoked(admin, session, settings, device_id, revoked=False)
+    return await _set_revoked(admin, session, settings, revocations, device_id, revoked=False)

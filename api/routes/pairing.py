@@ -43,7 +43,13 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from api.audit import audit_device
-from api.binding import DeviceOut, bind_device, device_out, ensure_not_revoked
+from api.binding import (
+    DeviceOut,
+    RevocationsDep,
+    bind_device,
+    device_out,
+    ensure_not_revoked,
+)
 from api.deps import CurrentParent, SessionDep, SettingsDep
 from api.errors import ApiError, Conflict, NotFound
 from api.nonces import NonceStoreDep, spend_nonce
@@ -158,6 +164,7 @@ async def claim_device(
     session: SessionDep,
     settings: SettingsDep,
     nonces: NonceStoreDep,
+    revocations: RevocationsDep,
     account_limit: ClaimLimit,
 ) -> DeviceOut:
     """Claim a toy for one of the caller's children with the toy's claim proof.
@@ -177,7 +184,7 @@ async def claim_device(
     except ClaimRejected as error:
         raise _REJECTIONS[error.reason](error.detail) from None
 
-    await ensure_not_revoked(settings, proof.device_id)
+    await ensure_not_revoked(revocations, proof.device_id)
     fresh = await spend_nonce(
         nonces, claim_nonce_key(proof.device_id, proof.nonce_hex), CLAIM_REPLAY_TTL_S
     )
@@ -195,6 +202,7 @@ async def pair_with_code(
     parent: CurrentParent,
     session: SessionDep,
     settings: SettingsDep,
+    revocations: RevocationsDep,
     account_limit: PairCodeLimit,
 ) -> DeviceOut:
     """Pair the toy that spoke ``code`` with one of the caller's children.
@@ -223,7 +231,7 @@ async def pair_with_code(
     # The code is spent from here on, whatever refuses next; each refusal is audited.
     await session.commit()
     try:
-        await ensure_not_revoked(settings, device_id)
+        await ensure_not_revoked(revocations, device_id)
         device = await bind_device(session, parent, child, device_id, AuditAction.PAIR_CODE)
     except ApiError as error:
         session.add(
