@@ -107,4 +107,4 @@ class DownlinkPublisher:
             await client.publish(topic, frame, qos=1)
         except aiomqtt.MqttError as error:
             raise BrokerUnavailable(f"publish failed: {error}") from error
-        self._metrics.downlinks.inc()
+        self._metrics.downlinks[kind].inc()

@@ -102,11 +102,13 @@ class HubMetrics:
             "Devices in the revocation list.",
             registry=self.registry,
         )
-        self.downlinks = Counter(
+        self._downlinks = Counter(
             "teddy_hub_downlinks_published",
-            "Signed frames published to toys.",
+            "Signed frames published to toys, by kind.",
+            ["kind"],
             registry=self.registry,
         )
+        self.downlinks = {kind: self._downlinks.labels(kind.topic_name) for kind in Kind}
         self.pair_codes = Counter(
             "teddy_hub_pair_codes",
             "Pairing-code requests by outcome (issued, cooldown).",

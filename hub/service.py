@@ -78,7 +78,7 @@ def _conversation_parts(
     else:
         utterances = MemoryUtteranceStore()
         states = MemoryDeviceStates()
-    voices = LazyVoices(settings)
+    voices = LazyVoices(settings, metrics.registry)
     conversations = Conversations(
         downlinks=downlinks,
         store=ConversationStore.from_settings(sessions, settings),

@@ -167,14 +167,27 @@ class Settings(BaseSettings):
     openai_tts_model: str = "gpt-4o-mini-tts"
     openai_tts_voice: str = "coral"
     openai_moderation_model: str | None = "omni-moderation-latest"
-    # One provider call's timeout and retries (429, 5xx, timeouts), all inside the turn deadline.
+    # Each wait of a turn has its own bound, so a long question or a long story never fails
+    # for its length. Cloud: one provider call's timeout (to the first token of a streamed
+    # reply, and between its tokens) and retries (429, 5xx, timeouts); a transcription's
+    # timeout grows with the audio like the offline one's.
     provider_timeout_s: float = Field(default=10.0, gt=0)
     provider_retries: int = Field(default=2, ge=0, le=10)
-    turn_deadline_s: float = Field(default=20.0, gt=0)
     moderation_timeout_s: float = Field(default=3.0, gt=0)
+    # Speech to text: this, plus stt_timeout_per_audio_s for every second of audio. Offline,
+    # the bound counts computing only, never the wait for a worker.
+    stt_timeout_s: float = Field(default=10.0, gt=0)
+    stt_timeout_per_audio_s: float = Field(default=2.0, ge=0)
+    # Speech for one reply sentence.
+    tts_sentence_timeout_s: float = Field(default=15.0, gt=0)
+    # The whole turn: a cap for a stuck turn only, far above any turn the bounds above allow.
+    turn_deadline_s: float = Field(default=300.0, gt=0)
     # Where the offline voice models come from: default, the packages' own files.
     offline_stt_model: str | None = None
     offline_tts_voice: Path | None = None
+    # Offline speech jobs computed at once (each model spreads one job over several cores);
+    # more wait in a queue that /metrics shows. Default: half the cores, at least one.
+    offline_voice_workers: int | None = Field(default=None, ge=1, le=64)
     # Utterances: longest accepted, and how long an unfinished one may wait for its chunks.
     max_utterance_s: float = Field(default=15.0, gt=0, le=60)
     utterance_timeout_s: float = Field(default=4.0, gt=0)

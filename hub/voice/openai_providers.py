@@ -196,22 +196,38 @@ def cut_reply(emitted: int, text: str, max_chars: int) -> str:
 
 
 class OpenAISpeechToText:
-    """Speech-to-text through ``POST /audio/transcriptions``."""
+    """Speech-to-text through ``POST /audio/transcriptions``.
 
-    def __init__(self, client: AsyncOpenAI, model: str, name: str = "openai-stt") -> None:
+    Each attempt may take ``timeout_s`` plus ``timeout_per_audio_s`` for every second of
+    audio: a long question takes longer to upload and transcribe, and must not fail for it.
+    """
+
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        model: str,
+        name: str = "openai-stt",
+        *,
+        timeout_s: float = 10.0,
+        timeout_per_audio_s: float = 2.0,
+    ) -> None:
         self.name = name
         self._client = client
         self._model = model
+        self._timeout_s = timeout_s
+        self._timeout_per_audio_s = timeout_per_audio_s
 
     async def transcribe(self, pcm16: bytes, language: str) -> str:
         """The words in ``pcm16`` (16 kHz mono PCM16)."""
         call = _Call(self.name, "transcribe")
         wav = pcm16_to_wav(pcm16)
+        audio_s = len(pcm16) / (2 * STT_SAMPLE_RATE)
         try:
             result = await self._client.audio.transcriptions.create(
                 model=self._model,
                 file=("utterance.wav", wav, "audio/wav"),
                 language=_iso_639_1(language),
+                timeout=self._timeout_s + self._timeout_per_audio_s * audio_s,
             )
             text = result.text
         except _CALL_ERRORS as error:
@@ -406,7 +422,12 @@ def openai_voice(settings: Settings) -> OpenAIVoice:
         moderation = OpenAIModeration(moderation_client, settings.openai_moderation_model)
     return OpenAIVoice(
         client=client,
-        stt=OpenAISpeechToText(client, settings.openai_stt_model),
+        stt=OpenAISpeechToText(
+            client,
+            settings.openai_stt_model,
+            timeout_s=settings.provider_timeout_s,
+            timeout_per_audio_s=settings.stt_timeout_per_audio_s,
+        ),
         chat=OpenAIChatModel(
             client,
             settings.openai_chat_model,

@@ -67,6 +67,8 @@ class Failure:
     status: int = 500
     retry_after_s: float | None = None
     hang: bool = False
+    # A hang that ends when this is set: then answered with ``status``.
+    until: asyncio.Event | None = None
 
 
 HANG = Failure(hang=True)
@@ -81,6 +83,7 @@ class RequestRecord:
     at: float  # time.monotonic() on arrival
     status: int | None = None  # what it was answered; None while pending or for a hang
     sent_at: list[float] = field(default_factory=list)  # monotonic time of each streamed chunk
+    hung_up: bool = False  # the client closed a held stream before it ended
 
 
 @dataclass
@@ -95,6 +98,10 @@ class FakeOpenAIConfig:
     chat_chunk_delay_s: float = 0.0
     speech_chunks: int = 4  # the speech streams in this many chunks (at least)
     speech_chunk_delay_s: float = 0.0
+    # When set, chat and speech streams send all but their last chunk, then wait for this
+    # event: a test sets it once the client has acted on the first chunks, which proves
+    # streaming by order, however slow the machine.
+    hold_last_chunk: asyncio.Event | None = None
     flagged_words: frozenset[str] = frozenset({"kill", "weapon"})
     flagged_category: str = "violence"
     latency_s: dict[Endpoint, float] = field(default_factory=dict)
@@ -195,8 +202,9 @@ class FakeOpenAIServer:
         queue = self.config.failures[endpoint]
         failure = queue.popleft() if queue else None
         if failure is not None and failure.hang:
-            await self._hang(request)
-            return record, Response(status_code=504)  # nobody is listening any more
+            await self._hang(request, failure.until)
+            if failure.until is None or not failure.until.is_set():
+                return record, Response(status_code=504)  # nobody is listening any more
         latency = self.config.latency_s.get(endpoint, 0.0)
         if latency:
             await asyncio.sleep(latency)
@@ -205,8 +213,29 @@ class FakeOpenAIServer:
             return record, _error(failure)
         return record, None
 
-    async def _hang(self, request: Request) -> None:
-        while not self._closing.is_set() and not await request.is_disconnected():
+    async def _held(self, request: Request, record: RequestRecord) -> bool:
+        """Wait for ``config.hold_last_chunk`` (when set) or for the server to close; False
+        (and ``record.hung_up``) when the client hung up meanwhile."""
+        held = self.config.hold_last_chunk
+        if held is None:
+            return True
+        try:
+            while not held.is_set() and not self._closing.is_set():
+                if await request.is_disconnected():
+                    record.hung_up = True
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(held.wait(), 0.02)
+        except asyncio.CancelledError:  # Starlette cancels a stream whose client went away
+            record.hung_up = True
+            raise
+        return True
+
+    async def _hang(self, request: Request, until: asyncio.Event | None) -> None:
+        def over() -> bool:
+            return self._closing.is_set() or (until is not None and until.is_set())
+
+        while not over() and not await request.is_disconnected():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), 0.02)
 
@@ -234,11 +263,11 @@ class FakeOpenAIServer:
             return JSONResponse(_completion(model, reply))
         deltas = _split_words(reply, self.config.reply_words_per_chunk)
         return StreamingResponse(
-            self._chat_events(record, model, deltas), media_type="text/event-stream"
+            self._chat_events(request, record, model, deltas), media_type="text/event-stream"
         )
 
     async def _chat_events(
-        self, record: RequestRecord, model: str, deltas: list[str]
+        self, request: Request, record: RequestRecord, model: str, deltas: list[str]
     ) -> AsyncIterator[bytes]:
         created = int(time.time())
 
@@ -256,6 +285,8 @@ class FakeOpenAIServer:
         for position, delta in enumerate(deltas):
             if position and self.config.chat_chunk_delay_s:
                 await asyncio.sleep(self.config.chat_chunk_delay_s)
+            if position == len(deltas) - 1 and not await self._held(request, record):
+                return
             record.sent_at.append(time.monotonic())
             yield event({"content": delta})
         yield event({}, "stop")
@@ -272,15 +303,20 @@ class FakeOpenAIServer:
         pcm = await self._speak(str(body.get("input", "")))
         record.status = 200
         return StreamingResponse(
-            self._speech_chunks(record, pcm), media_type="application/octet-stream"
+            self._speech_chunks(request, record, pcm), media_type="application/octet-stream"
         )
 
-    async def _speech_chunks(self, record: RequestRecord, pcm: bytes) -> AsyncIterator[bytes]:
+    async def _speech_chunks(
+        self, request: Request, record: RequestRecord, pcm: bytes
+    ) -> AsyncIterator[bytes]:
         count = max(1, self.config.speech_chunks)
         size = max(2, math.ceil(len(pcm) / count / 2) * 2)
-        for position, start in enumerate(range(0, len(pcm), size)):
+        starts = range(0, len(pcm), size)
+        for position, start in enumerate(starts):
             if position and self.config.speech_chunk_delay_s:
                 await asyncio.sleep(self.config.speech_chunk_delay_s)
+            if position and position == len(starts) - 1 and not await self._held(request, record):
+                return
             record.sent_at.append(time.monotonic())
             yield pcm[start : start + size]
 

@@ -2,7 +2,8 @@
 
 Synchronisation is by events and by the hub's own counters, never by fixed sleeps: a test waits
 until a counter reaches the value it expects (``wait_until``) or a handler has seen a number of
-frames (``Recorder.wait_for``), each with a timeout that turns a hang into a failure.
+frames (``Recorder.wait_for``), each with a limit (:data:`tests.timing.EVENT_TIMEOUT_S`) that
+only turns a hang into a failure: no machine is too slow for it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from hub.protocol.kinds import Kind
 from hub.protocol.topics import uplink_topic
 from hub.service import Hub
 from hub.toy.simulator import SimulatedToy
+from tests.timing import EVENT_TIMEOUT_S
 
-TIMEOUT_S = 5.0
+TIMEOUT_S = EVENT_TIMEOUT_S
 _POLL_S = 0.005
 
 

@@ -47,7 +47,8 @@ async def test_ping_gets_a_verified_pong(
     assert dispatched(hub, Kind.PING) == 1
     # The toy may verify the pong before the hub's publish has its PUBACK and is counted.
     await wait_until(
-        lambda: sample(hub, "teddy_hub_downlinks_published_total") == 1, "the pong to be counted"
+        lambda: sample(hub, "teddy_hub_downlinks_published_total", {"kind": "pong"}) == 1,
+        "the pong to be counted",
     )
 
 
@@ -81,7 +82,8 @@ async def test_toy_rejects_forged_and_replayed_downlinks(
     await _ping_with(toy, os.urandom(NONCE_SIZE))
     assert toy.rejected == ["bad_signature", "replay"]
     await wait_until(
-        lambda: sample(hub, "teddy_hub_downlinks_published_total") == 2, "both pongs to be counted"
+        lambda: sample(hub, "teddy_hub_downlinks_published_total", {"kind": "pong"}) == 2,
+        "both pongs to be counted",
     )
 
 

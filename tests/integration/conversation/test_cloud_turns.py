@@ -29,19 +29,21 @@ from hub.errors import ToyError
 from hub.protocol.conversation import UTTERANCE_ID_SIZE, Codec, parse_audio, utterance_hex
 from hub.protocol.kinds import Kind
 from hub.safety.local import SafetyCategory
+from hub.service import Hub
 from hub.settings import Settings
 from hub.toy.talk import Reply
 from hub.voice.audio import resample
 from hub.voice.offline import offline_voice
 from tests.fakes.openai_server import (
     HANG,
+    Failure,
     FakeOpenAIServer,
     RequestRecord,
-    _split_words,
     synthesize_pcm24k,
 )
 from tests.integration.conversation.conftest import OpenTalker, Pair, StartHub
-from tests.integration.harness import new_device_id, wait_until
+from tests.integration.harness import new_device_id, sample, wait_until
+from tests.timing import EVENT_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +85,11 @@ async def _turns(database: AsyncEngine, child_id: uuid.UUID) -> list[Turn]:
         return list(rows)
 
 
+def _downlinks(hub: Hub, kind: Kind) -> float:
+    """Frames of ``kind`` the hub has published."""
+    return sample(hub, "teddy_hub_downlinks_published_total", {"kind": kind.topic_name})
+
+
 def _inputs(records: list[RequestRecord]) -> list[str]:
     """What each moderation or speech request asked about."""
     return [str(record.body["input"]) for record in records]
@@ -114,13 +121,24 @@ async def test_consented_child_talks_to_the_cloud_voice_streamed(
     fake_openai.config.chat_chunk_delay_s = 0.1
     speech_delay_s = 0.25
     fake_openai.config.speech_chunk_delay_s = speech_delay_s
+    # The chat and every speech answer keep their last chunk until the toy has been sent
+    # audio: a hub that waited for the whole reply, or for a sentence's whole speech, before
+    # speaking would never get there (and this test would fail), on any machine.
+    fake_openai.config.hold_last_chunk = asyncio.Event()
     device_id = new_device_id()
     await pair(device_id, cloud_ai=True, first_name="Rosalind")
-    await start_hub(**_cloud(fake_openai))
+    hub = await start_hub(**_cloud(fake_openai))
     toy = await talker(device_id, codecs=(codec.wire_name,))
     spoken = await _speech(CHILD_SAYS, talk_settings)
 
-    reply = await toy.say_audio(spoken, codec, timeout_s=30.0)
+    async def release_once_audio_left() -> None:
+        await wait_until(lambda: _downlinks(hub, Kind.REPLY_AUDIO) > 0, "the first reply audio")
+        assert fake_openai.config.hold_last_chunk is not None
+        fake_openai.config.hold_last_chunk.set()
+
+    releaser = asyncio.create_task(release_once_audio_left())
+    reply = await toy.say_audio(spoken, codec)
+    await releaser
 
     assert reply.reason == "done", reply
     assert reply.errors == []
@@ -153,15 +171,15 @@ async def test_consented_child_talks_to_the_cloud_voice_streamed(
         expected_samples += len(await synthesize_pcm24k(sentence)) // 2 * 16_000 // 24_000
     assert reply.sample_rate == 16_000
     assert len(reply.pcm16) // 2 == pytest.approx(expected_samples, rel=0.05)
-    # Streamed: the first audio left long before the whole reply had been made.
+    # Streamed (the held last chunks above prove it; these are the same order as measured):
+    # the first audio left while the chat was still streaming and its own speech arriving.
     assert reply.first_audio_ms is not None
-    assert reply.first_audio_ms < reply.total_ms - 2 * speech_delay_s * 1000
     timings = reply.hub_timings_ms
     assert timings["first_audio"] < timings["total"]
-    # ...sentence by sentence: the first was on its way while the chat was still streaming...
-    assert fake_openai.received("speech")[0].at < chat.sent_at[-1]
-    # ...and within a sentence: its first audio left before its speech had all arrived.
-    assert timings["first_audio"] - timings["chat_first_sentence"] < 2 * speech_delay_s * 1000
+    first_speech = fake_openai.received("speech")[0]
+    assert first_speech.at < chat.sent_at[-1]
+    # The rest of the reply took at least its streaming pauses after the first audio.
+    assert reply.total_ms - reply.first_audio_ms >= speech_delay_s * 1000
 
 
 # --- 2. and 3. the gates: consent, pairing ---------------------------------------------------
@@ -182,8 +200,8 @@ async def test_child_without_cloud_consent_never_reaches_the_provider(
     spoken = await _speech("Hello Teddy, what is your favourite colour?", talk_settings)
 
     toy = await talker(unconsented)
-    by_voice = await toy.say_audio(spoken, timeout_s=45.0)
-    typed = await toy.say_text("Can you tell me a story?", timeout_s=30.0)
+    by_voice = await toy.say_audio(spoken)
+    typed = await toy.say_text("Can you tell me a story?")
 
     assert fake_openai.received() == []
     for reply in (by_voice, typed):
@@ -213,7 +231,7 @@ async def test_unpaired_toy_is_asked_to_be_set_up(
 
     if spoken:
         pcm = await _speech("Hello Teddy!", talk_settings)
-        reply = await toy.say_audio(pcm, timeout_s=30.0)
+        reply = await toy.say_audio(pcm)
     else:
         reply = await toy.say_text("Hello Teddy!")
 
@@ -239,18 +257,18 @@ async def test_input_moderation_failure_fails_closed(
     fake_openai.config.fail("moderations", *failures)
     device_id = new_device_id()
     child_id = await pair(device_id, cloud_ai=True)
-    await start_hub(**_cloud(fake_openai))
+    await start_hub(**_cloud(fake_openai, moderation_timeout_s=1.0))
     toy = await talker(device_id)
 
     started = time.monotonic()
-    reply = await toy.say_text("Can you tell me a story?", timeout_s=20.0)
+    reply = await toy.say_text("Can you tell me a story?")
 
     _assert_only(reply, "moderation_unavailable", "moderation_unavailable")
-    assert fake_openai.received("moderations")
+    assert 1 <= len(fake_openai.received("moderations")) <= talk_settings.provider_retries + 1
     assert fake_openai.received("chat") == []
     assert fake_openai.received("speech") == []  # the canned line is the offline voice's
-    # Within the moderation budget (1 s, however many retries fit), not the turn deadline.
-    assert time.monotonic() - started < talk_settings.moderation_timeout_s + 4.0
+    # Ended by moderation's own bound (1 s, however many retries fit), not by the turn's cap.
+    assert time.monotonic() - started < talk_settings.turn_deadline_s
     (turn,) = await _turns(database, child_id)
     assert "moderation_unavailable" in turn.safety_flags
 
@@ -282,7 +300,7 @@ async def test_reply_moderation_failure_speaks_nothing_unmoderated(
     await start_hub(**_cloud(fake_openai))
     toy = await talker(device_id)
 
-    reply = await toy.say_text("Can you tell me a story?", timeout_s=20.0)
+    reply = await toy.say_text("Can you tell me a story?")
 
     assert reply.reason == "moderation_unavailable", reply
     passed = STORY_SENTENCES[:passing_sentences]
@@ -438,7 +456,7 @@ async def test_unsafe_reply_is_stopped_by_the_local_output_check(
 
 
 @pytest.mark.parametrize("failure", [503, HANG], ids=["503", "hang"])
-async def test_failing_chat_ends_in_an_apology_and_other_toys_carry_on(
+async def test_failing_chat_ends_in_an_apology(
     failure: Any,
     talk_settings: Settings,
     pair: Pair,
@@ -448,31 +466,48 @@ async def test_failing_chat_ends_in_an_apology_and_other_toys_carry_on(
 ) -> None:
     attempts = talk_settings.provider_retries + 1
     fake_openai.config.fail("chat", *([failure] * (attempts + 2)))
+    device_id = new_device_id()
+    await pair(device_id, cloud_ai=True)
+    await start_hub(**_cloud(fake_openai, provider_timeout_s=1.0))
+    toy = await talker(device_id)
+
+    started = time.monotonic()
+    reply = await toy.say_text("Tell me a story.")
+
+    _assert_only(reply, "apology", "error")
+    assert len(fake_openai.received("chat")) == attempts
+    assert fake_openai.received("speech") == []
+    # Ended by the provider's failures (each hang by its own timeout), not by the turn's cap.
+    assert time.monotonic() - started < talk_settings.turn_deadline_s
+
+
+async def test_other_toys_are_answered_while_a_provider_call_hangs(
+    pair: Pair, start_hub: StartHub, talker: OpenTalker, fake_openai: FakeOpenAIServer
+) -> None:
+    released = asyncio.Event()
+    # The chat hangs until the other toys have been answered, then fails (and so does its
+    # retry): the order is fixed by the test, not by how fast anything runs.
+    fake_openai.config.fail("chat", Failure(status=503, hang=True, until=released), 503, 503)
     cloud_id, offline_id = new_device_id(), new_device_id()
     await pair(cloud_id, cloud_ai=True)
     await pair(offline_id, cloud_ai=False)
     await start_hub(**_cloud(fake_openai))
     cloud_toy = await talker(cloud_id)
     offline_toy = await talker(offline_id)
-    await offline_toy.say_text("Hello!")  # the offline voice is loaded before the clock starts
 
-    started = time.monotonic()
-    failing = asyncio.create_task(cloud_toy.say_text("Tell me a story.", timeout_s=30.0))
+    failing = asyncio.create_task(cloud_toy.say_text("Tell me a story."))
     await wait_until(lambda: bool(fake_openai.received("chat")), "the chat request")
     others = [await offline_toy.say_text(f"Do you like cake {n}?") for n in range(2)]
-    others_done = time.monotonic()
+    assert not failing.done()  # still hanging while the other toy was answered twice
+    (hanging,) = fake_openai.received("chat")
+    assert hanging.status is None
+    released.set()
     reply = await failing
-    elapsed = time.monotonic() - started
 
-    _assert_only(reply, "apology", "error")
-    assert len(fake_openai.received("chat")) == attempts
-    assert fake_openai.received("speech") == []
-    assert elapsed < talk_settings.turn_deadline_s
     for other in others:
         assert other.reason == "done", other
         assert other.texts
-    if failure is HANG:  # the other toy was answered while the cloud call was still hanging
-        assert others_done - started < elapsed
+    _assert_only(reply, "apology", "error")
 
 
 # --- 8. abort ------------------------------------------------------------------------------
@@ -485,12 +520,10 @@ async def test_abort_stops_the_reply_and_the_provider_stream(
     talker: OpenTalker,
     fake_openai: FakeOpenAIServer,
 ) -> None:
-    long_reply = "Hello there. " + " ".join(
-        f"Then the little bear walked to hill number {n} and sang a song." for n in range(8)
-    )
-    deltas = _split_words(long_reply, 1)
-    fake_openai.config.reply = long_reply
-    fake_openai.config.chat_chunk_delay_s = 0.3
+    # The chat stops short of its last word until the test ends: the second sentence can
+    # never be complete, so the abort is the only way this reply ends, on any machine.
+    fake_openai.config.reply = "Hello there. Then the little bear walked up the hill and sang."
+    fake_openai.config.hold_last_chunk = asyncio.Event()
     device_id = new_device_id()
     await pair(device_id, cloud_ai=True)
     await start_hub(**_cloud(fake_openai))
@@ -501,18 +534,17 @@ async def test_abort_stops_the_reply_and_the_provider_stream(
 
     kinds = {Kind.REPLY_TEXT, Kind.REPLY_AUDIO, Kind.REPLY_END}
     while True:
-        frame = await toy.toy.receive_any(kinds, 10.0)
+        frame = await toy.toy.receive_any(kinds, EVENT_TIMEOUT_S)
         if frame.kind is Kind.REPLY_TEXT:
             assert json.loads(frame.payload)["text"] == "Hello there."
             break
         assert frame.kind is Kind.REPLY_AUDIO
-    aborted_at = time.monotonic()
     await toy.abort(utterance)
 
     end: dict[str, Any] | None = None
     audio_before_end = 0
     while end is None:
-        frame = await toy.toy.receive_any(kinds, 3.0)
+        frame = await toy.toy.receive_any(kinds, EVENT_TIMEOUT_S)
         if frame.kind is Kind.REPLY_END:
             end = json.loads(frame.payload)
         elif frame.kind is Kind.REPLY_AUDIO:
@@ -520,17 +552,12 @@ async def test_abort_stops_the_reply_and_the_provider_stream(
             audio_before_end += 1
         else:
             pytest.fail(f"a sentence after the abort: {frame.payload!r}")
-    end_after_s = time.monotonic() - aborted_at
 
     assert end["utterance"] == utterance.hex()
     assert end["reason"] == "aborted"
-    assert end_after_s < 1.0
     # Nothing more for this utterance once reply_end was sent.
     with pytest.raises(ToyError, match="no verified"):
         await toy.toy.receive_any(kinds, 1.0)
-    # The hub hung up on the chat stream: the fake stopped well short of the whole reply.
+    # The hub hung up on the chat stream it no longer needs.
     (chat,) = fake_openai.received("chat")
-    sent = len(chat.sent_at)
-    await asyncio.sleep(1.0)
-    assert len(chat.sent_at) <= sent + 1
-    assert len(chat.sent_at) < len(deltas) // 2
+    await wait_until(lambda: chat.hung_up, "the hub to close the chat stream")

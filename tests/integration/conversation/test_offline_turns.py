@@ -4,6 +4,7 @@ the toy receives is speech that transcribes back to the reply text."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 
@@ -16,11 +17,14 @@ from hub.db.engine import session_factory
 from hub.db.models import Alert, Turn
 from hub.protocol.conversation import AudioChunk, Codec, encode_audio
 from hub.protocol.kinds import Kind
+from hub.settings import Settings
 from hub.toy.talk import audio_chunks
 from hub.voice.audio import resample
 from hub.voice.offline import PiperTextToSpeech, WhisperSpeechToText
 from tests.integration.conversation.conftest import OpenTalker, Pair, StartHub
+from tests.integration.conversation.voices import busy_cores, hold_speech, slow_voice
 from tests.integration.harness import sample
+from tests.timing import EVENT_TIMEOUT_S
 from tests.voice.wer import word_error_rate
 
 pytestmark = pytest.mark.integration
@@ -122,6 +126,48 @@ async def test_an_unsafe_question_is_redirected_and_the_parent_alerted(
     assert alerts and "dangerous_objects_and_acts" in alerts[0].categories
 
 
+async def test_a_long_question_and_a_long_story_on_a_slowed_machine_get_their_reply(
+    talk_settings: Settings,
+    pair: Pair,
+    start_hub: StartHub,
+    talker: OpenTalker,
+    piper: PiperTextToSpeech,
+    whisper: WhisperSpeechToText,
+) -> None:
+    # The product's own bounds, and a machine far slower than this one: every core busy, and
+    # each stage of the voice slower still. The turn takes longer than a whole turn was once
+    # allowed (20 s); each wait stays within its own bound, so the child gets the story.
+    defaults = Settings.model_fields
+    hub = await start_hub(
+        **{
+            name: defaults[name].default
+            for name in (
+                "stt_timeout_s",
+                "stt_timeout_per_audio_s",
+                "tts_sentence_timeout_s",
+                "turn_deadline_s",
+            )
+        }
+    )
+    slow_voice(hub, stt_extra_s=12.0, tts_extra_s=3.0)
+    talk = await talker()
+    await pair(talk.toy.device_id)
+    question = "Can you tell me a long story about a bear and a duck who go to the sea? "
+    long_speech = (await speech(piper, question * 5))[: 16_000 * 2 * 14]
+    assert len(long_speech) == 16_000 * 2 * 14  # 14 s, near the longest accepted
+
+    with busy_cores(os.cpu_count() or 2):
+        reply = await talk.say_audio(long_speech)
+
+    assert reply.reason == "done", reply
+    assert reply.errors == []
+    assert len(reply.texts) >= 3 and "once upon a time" in reply.text.lower()
+    assert reply.total_ms > 20_000
+    heard = await whisper.transcribe(resample(reply.pcm16, reply.sample_rate, 16_000), "en")
+    assert word_error_rate(reply.text, heard) <= 0.3, (reply.text, heard)
+    assert sample(hub, "teddy_hub_turns_total", {"outcome": "done", "voice": "offline"}) == 1
+
+
 async def test_the_daily_limit_is_spoken_gently(
     pair: Pair, start_hub: StartHub, talker: OpenTalker, piper: PiperTextToSpeech
 ) -> None:
@@ -142,7 +188,7 @@ async def test_the_daily_limit_is_spoken_gently(
 async def test_an_unfinished_utterance_times_out_with_one_spoken_error(
     pair: Pair, start_hub: StartHub, talker: OpenTalker, piper: PiperTextToSpeech
 ) -> None:
-    await start_hub()
+    await start_hub(utterance_timeout_s=1.0)
     talk = await talker()
     await pair(talk.toy.device_id)
     utterance = os.urandom(8)
@@ -152,7 +198,7 @@ async def test_an_unfinished_utterance_times_out_with_one_spoken_error(
     payloads = audio_chunks(utterance, await speech(piper, "Hello there teddy bear"), Codec.PCM16)
     for payload in payloads[:-1]:  # the last chunk and listen_end never come
         await talk.toy.send(Kind.AUDIO, payload)
-    reply = await talk.hear(utterance, timeout_s=10)
+    reply = await talk.hear(utterance, timeout_s=EVENT_TIMEOUT_S)
     assert reply.reason == "utterance_timeout"
     assert reply.errors == ["utterance_timeout"]
     assert reply.text == line("utterance_timeout")
@@ -169,7 +215,7 @@ async def test_an_utterance_past_the_cap_is_refused(
     for seq in range(5):
         chunk = AudioChunk(utterance, seq, Codec.PCM16, silence)
         await talk.toy.send(Kind.AUDIO, encode_audio(chunk))
-    reply = await talk.hear(utterance, timeout_s=10)
+    reply = await talk.hear(utterance, timeout_s=EVENT_TIMEOUT_S)
     assert reply.reason == "too_long"
     assert reply.text == line("too_long")
 
@@ -177,17 +223,23 @@ async def test_an_utterance_past_the_cap_is_refused(
 async def test_a_new_utterance_cuts_the_old_reply_short(
     pair: Pair, start_hub: StartHub, talker: OpenTalker
 ) -> None:
-    await start_hub()
+    hub = await start_hub()
+    # The story's second sentence is held until the abort is through: the reply cannot end
+    # on its own first, however fast or slow the machine.
+    gate = asyncio.Event()
+    hold_speech(hub, gate)
     talk = await talker()
     await pair(talk.toy.device_id)
     first = os.urandom(8)
     await talk.toy.send(
         Kind.TEXT, json.dumps({"utterance": first.hex(), "text": "tell me a story"}).encode()
     )
-    await talk.toy.receive_any({Kind.REPLY_TEXT}, 10)
+    await talk.toy.receive_any({Kind.REPLY_TEXT}, EVENT_TIMEOUT_S)
     await talk.abort(first)
-    interrupted = await talk.hear(first, timeout_s=5)
+    interrupted = await talk.hear(first, timeout_s=EVENT_TIMEOUT_S)
     assert interrupted.reason == "aborted"
+    assert interrupted.texts == []  # nothing after the first sentence (received above)
+    gate.set()
     after = await talk.say_text("what is your name")
     assert after.reason == "done" and "Teddy" in after.text
 
@@ -198,10 +250,10 @@ async def test_malformed_messages_get_an_error_and_nothing_else(
     hub = await start_hub()
     talk = await talker()
     await talk.toy.send(Kind.LISTEN_END, b'{"utterance": "nothex", "chunks": 1}')
-    frame = await talk.toy.receive_any({Kind.ERROR}, 5)
+    frame = await talk.toy.receive_any({Kind.ERROR}, EVENT_TIMEOUT_S)
     assert json.loads(frame.payload)["code"] == "malformed"
     await talk.toy.send(Kind.AUDIO, b"\x01\x02")
-    frame = await talk.toy.receive_any({Kind.ERROR}, 5)
+    frame = await talk.toy.receive_any({Kind.ERROR}, EVENT_TIMEOUT_S)
     assert json.loads(frame.payload)["code"] == "malformed"
     assert sample(hub, "teddy_hub_conversation_rejections_total", {"reason": "malformed"}) == 2
     reply = await talk.say_text("hello")  # the toy is served as before
@@ -220,6 +272,6 @@ async def test_a_tap_without_speech_is_not_heard(
     )
     end = {"utterance": utterance.hex(), "chunks": 0}
     await talk.toy.send(Kind.LISTEN_END, json.dumps(end).encode())
-    reply = await talk.hear(utterance, timeout_s=10)
+    reply = await talk.hear(utterance, timeout_s=EVENT_TIMEOUT_S)
     assert reply.reason == "not_heard"
     assert reply.text == line("apology")

@@ -18,6 +18,7 @@ from hub.voice.audio import resample
 from hub.voice.offline import PiperTextToSpeech
 from tests.integration.conversation.conftest import OpenTalker, Pair, StartHub
 from tests.integration.harness import dispatched
+from tests.timing import EVENT_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,7 @@ async def test_two_replicas_answer_a_split_utterance_once(
     await talk.toy.send(Kind.LISTEN_END, end)  # the end first, then the chunks shuffled
     for index in order:
         await talk.toy.send(Kind.AUDIO, payloads[index])
-    reply = await talk.hear(utterance, timeout_s=20)
+    reply = await talk.hear(utterance, timeout_s=EVENT_TIMEOUT_S)
 
     assert reply.reason == "done", reply
     assert reply.text
