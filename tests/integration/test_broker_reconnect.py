@@ -18,6 +18,7 @@ from hub.settings import Settings
 from hub.toy.simulator import SimulatedToy
 from tests.integration.harness import wait_until
 from tests.services import free_port, port_open
+from tests.timing import EVENT_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,7 @@ class PrivateMosquitto:
     async def stop(self) -> None:
         if self.process is not None and self.process.returncode is None:
             self.process.terminate()
-            await asyncio.wait_for(self.process.wait(), 10)
+            await asyncio.wait_for(self.process.wait(), EVENT_TIMEOUT_S)
         self.process = None
 
 
@@ -82,7 +83,7 @@ async def test_hub_reconnects_after_the_broker_restarts(
     broker = BrokerAddress("127.0.0.1", private_mosquitto.port)
     key = derive_device_key(fleet_secret, "toy-0001")
     try:
-        await asyncio.wait_for(hub.consumer.wait_subscribed(), 10)
+        await asyncio.wait_for(hub.consumer.wait_subscribed(), EVENT_TIMEOUT_S)
         async with SimulatedToy("toy-0001", key, broker, settings.topic_root) as toy:
             await toy.send(Kind.TEXT, b"before")
             await wait_until(lambda: received == [b"before"], "the first frame")
@@ -90,13 +91,13 @@ async def test_hub_reconnects_after_the_broker_restarts(
         await private_mosquitto.stop()
         await wait_until(lambda: not hub.readiness()["broker"], "the hub to notice")
         await private_mosquitto.start()
-        await wait_until(lambda: hub.readiness()["broker"], "the hub to reconnect", 30)
+        await wait_until(lambda: hub.readiness()["broker"], "the hub to reconnect")
         assert hub.metrics.broker_reconnects._value.get() >= 1
 
         async with SimulatedToy("toy-0001", key, broker, settings.topic_root) as toy:
             await toy.send(Kind.TEXT, b"after")
             await wait_until(lambda: received == [b"before", b"after"], "the second frame")
-            assert await toy.ping() > 0  # downlinks use the new connection too
+            assert await toy.ping(EVENT_TIMEOUT_S) > 0  # downlinks use the new connection too
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -33,6 +33,10 @@ async def test_hanging_handler_times_out_without_holding_up_other_toys(
     hub_settings: Settings, hubs: HubRunner, toys: Toys
 ) -> None:
     hub = Hub.build(hub_settings.model_copy(update={"handler_timeout_s": 0.5}))
+    # The dispatcher's clock stands still until the test moves it: the other toy is served
+    # while the hang is running, on any machine, and the hang overruns when the test says.
+    now = [0.0]
+    hub.dispatcher.clock = lambda: now[0]
     stuck, other = await toys.open(), await toys.open()
     hang_started, hang_cancelled = asyncio.Event(), asyncio.Event()
     recorder = Recorder()
@@ -60,6 +64,7 @@ async def test_hanging_handler_times_out_without_holding_up_other_toys(
     assert handler_failures(hub, Kind.TEXT, "timeout") == 0
     assert recorder.payloads == [b"meanwhile"]
 
+    now[0] += 0.5  # the hanging call's deadline passes
     async with asyncio.timeout(TIMEOUT_S):
         await hang_cancelled.wait()
     await wait_until(

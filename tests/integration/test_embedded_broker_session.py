@@ -19,6 +19,7 @@ from hub.settings import Settings
 from hub.toy.simulator import SimulatedToy
 from tests.integration.harness import wait_until
 from tests.services import free_port, port_open
+from tests.timing import EVENT_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,7 @@ async def test_messages_published_while_the_hub_is_away_arrive(
         hub = Hub.build(embedded)
         hub.dispatcher.replace(Kind.TEXT, record)
         task = asyncio.create_task(hub.run(serve_status=False))
-        await asyncio.wait_for(hub.consumer.wait_subscribed(), 10)
+        await asyncio.wait_for(hub.consumer.wait_subscribed(), EVENT_TIMEOUT_S)
         return hub, task
 
     _, task = await run_hub_until_subscribed()

@@ -121,7 +121,7 @@ async def test_a_long_outage_with_a_small_inbox_loses_nothing(
     assert recorder.calls == []
 
     redis_proxy.restore()
-    await recorder.wait_for(60, timeout_s=20)
+    await recorder.wait_for(60)
     assert sorted(recorder.payloads) == sorted(sent)
     assert dispatched(hub, Kind.TEXT) == 60
     assert sum(rejections(hub).values()) == 0

@@ -21,6 +21,7 @@ from hub.revocation import write_revocation_file
 from hub.service import Hub
 from hub.settings import Settings
 from tests.integration.harness import HubRunner, Toys, dispatched, sample, wait_until
+from tests.timing import EVENT_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ async def test_a_toy_gets_a_signed_code_that_pairs_once(
     await hubs.start(hub)
     toy = await toys.open()
 
-    code = await toy.request_pair_code(timeout_s=5.0)
+    code = await toy.request_pair_code(timeout_s=EVENT_TIMEOUT_S)
 
     assert len(code.code) == 6 and code.code.isdigit()
     assert code.expires_in_s == pairing_settings.pair_code_ttl_s
@@ -79,7 +80,7 @@ async def test_requests_inside_the_cooldown_get_no_new_code(
     hub = Hub.build(pairing_settings)
     await hubs.start(hub)
     toy = await toys.open()
-    first = await toy.request_pair_code(timeout_s=5.0)
+    first = await toy.request_pair_code(timeout_s=EVENT_TIMEOUT_S)
     await toy.send(Kind.PAIR_REQUEST)
     await wait_until(
         lambda: sample(hub, "teddy_hub_pair_codes_total", {"outcome": "cooldown"}) == 1,

@@ -20,6 +20,7 @@ from hub.service import Hub
 from hub.settings import Settings
 from hub.toy.simulator import SimulatedToy
 from tests.integration.harness import HubRunner, Toys, dispatched, sample, wait_until
+from tests.timing import EVENT_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ async def test_ping_gets_a_verified_pong(
     await hubs.start(hub)
     toy = await toys.open()
 
-    round_trip_ms = await toy.ping(timeout_s=5.0)
+    round_trip_ms = await toy.ping(timeout_s=EVENT_TIMEOUT_S)
 
     assert 0 < round_trip_ms < 5_000
     assert toy.rejected == []

@@ -20,13 +20,16 @@ import aiomqtt
 import pytest
 
 from hub.mqtt import BrokerAddress, Inbox, open_client
+from tests.timing import EVENT_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
 MOSQUITTO_PUB = shutil.which("mosquitto_pub")
 
 
-def wait_for_socket_bytes(client: aiomqtt.Client, expected: int, timeout_s: float = 5.0) -> None:
+def wait_for_socket_bytes(
+    client: aiomqtt.Client, expected: int, timeout_s: float = EVENT_TIMEOUT_S
+) -> None:
     """Block (the event loop too, on purpose) until the socket has ``expected`` unread bytes."""
     sock = client._client.socket()  # paho's socket; the test needs to look under aiomqtt
     assert sock is not None
@@ -52,7 +55,7 @@ async def test_one_wake_up_reads_many_packets(mosquitto: BrokerAddress, topic_ro
             [MOSQUITTO_PUB, "-h", mosquitto.host, "-p", str(mosquitto.port), "-t", topic, "-l"],
             input=b"".join(b"m%d\n" % n for n in range(100)),  # one message a line
             check=True,
-            timeout=10,
+            timeout=EVENT_TIMEOUT_S,
         )
         payloads = [b"m%d" % n for n in range(100)]
         expected = sum(2 + 2 + len(topic) + len(payload) for payload in payloads)

@@ -32,6 +32,7 @@ from tests.integration.harness import (
     rejections,
     wait_until,
 )
+from tests.timing import EVENT_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +119,7 @@ async def test_redis_forgets_a_nonce_when_its_ttl_ends(
     assert await redis_store.claim_many([key], 50) == [True]
     assert await redis_store.claim_many([key], 50) == [False]
 
-    deadline = asyncio.get_running_loop().time() + 5.0
+    deadline = asyncio.get_running_loop().time() + EVENT_TIMEOUT_S
     while await redis_client.exists(stored_key):
         assert asyncio.get_running_loop().time() < deadline, "the nonce key never expired"
         await asyncio.sleep(0.01)
