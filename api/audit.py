@@ -25,11 +25,16 @@ def audit_child(
 
 
 def audit_device(
-    parent: Parent | None, action: AuditAction, device_id: str | None, **detail: Any
+    parent: Parent | uuid.UUID | None, action: AuditAction, device_id: str | None, **detail: Any
 ) -> AuditEntry:
-    """An audit entry about a device (``device_id`` None: a code that named none)."""
+    """An audit entry about a device (``device_id`` None: a code that named none).
+
+    ``parent`` may be given by id: a refusal audited after a rolled-back session cannot read
+    attributes of the objects it had loaded.
+    """
+    actor = parent.id if isinstance(parent, Parent) else parent
     return AuditEntry(
-        actor_parent_id=None if parent is None else parent.id,
+        actor_parent_id=actor,
         action=action.value,
         subject_type=DEVICE_SUBJECT,
         subject_id=device_id,

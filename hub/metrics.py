@@ -137,6 +137,11 @@ class HubMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.open_utterances = Gauge(
+            "teddy_hub_open_utterances",
+            "Unfinished utterances this hub is following (capped per toy and in all).",
+            registry=self.registry,
+        )
         self.provider_flags = Counter(
             "teddy_hub_provider_moderation_flags",
             "Texts the provider's moderation flagged (the local layer had passed them).",

@@ -191,6 +191,10 @@ class Settings(BaseSettings):
     # Utterances: longest accepted, and how long an unfinished one may wait for its chunks.
     max_utterance_s: float = Field(default=15.0, gt=0, le=60)
     utterance_timeout_s: float = Field(default=4.0, gt=0)
+    # Unfinished utterances one hub follows at once, per toy and in all: a toy opening
+    # utterances it never ends is refused past these, and costs no more memory.
+    max_open_utterances_per_device: int = Field(default=4, ge=1, le=64)
+    max_open_utterances: int = Field(default=1_000, ge=1)
     reply_max_chars: int = Field(default=400, ge=40, le=4000)
     session_max_turns: int = Field(default=30, ge=1)
     context_turns: int = Field(default=6, ge=0, le=50)

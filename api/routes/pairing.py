@@ -17,7 +17,9 @@ with a stable ``code``:
    it is). A claim by the parent who already holds the device binds it to the given child.
 
 The nonce is spent at step 4 even when a later step refuses: the toy makes a new proof.
-Success creates or updates the device row, audits ``claim`` and answers the device.
+Success creates or updates the device row, audits ``claim`` and answers the device. Every
+403 and 409 refusal is audited ``claim_failed`` with its code and the device the proof named
+(when that is a well-formed device id); the proof itself (nonce, signature) is never stored.
 
 **Pairing code.** The toy asks the hub for a code and speaks it (docs/protocol.md, "Pairing
 codes"); ``POST /api/v1/pair/code`` takes the code and the child. Rate limited per IP and per
@@ -63,6 +65,7 @@ from api.ratelimit import (
     rate_limited,
 )
 from hub.db.models import AuditAction
+from hub.errors import ProtocolError
 from hub.pairing import normalise_code, redeem_code
 from hub.protocol.claims import (
     CLAIM_FIELDS,
@@ -72,6 +75,7 @@ from hub.protocol.claims import (
     verify_claim_proof,
 )
 from hub.protocol.keys import derive_device_key, derive_pair_code_key
+from hub.protocol.topics import validate_device_id
 
 router = APIRouter(prefix="/api/v1/pair", tags=["pairing"])
 
@@ -173,25 +177,48 @@ async def claim_device(
         ApiError: with the codes listed in this module's docstring.
     """
     await account_limit(str(parent.id))
+    parent_id = parent.id
     fleet_secret = settings.fleet_secret()
     try:
-        proof = verify_claim_proof(
-            lambda device_id: derive_device_key(fleet_secret, device_id),
-            body.model_dump(include=set(CLAIM_FIELDS)),
-            parent.id,
-            int(time.time()),
-        )
-    except ClaimRejected as error:
-        raise _REJECTIONS[error.reason](error.detail) from None
+        try:
+            proof = verify_claim_proof(
+                lambda device_id: derive_device_key(fleet_secret, device_id),
+                body.model_dump(include=set(CLAIM_FIELDS)),
+                parent.id,
+                int(time.time()),
+            )
+        except ClaimRejected as error:
+            raise _REJECTIONS[error.reason](error.detail) from None
 
-    await ensure_not_revoked(revocations, proof.device_id)
-    fresh = await spend_nonce(
-        nonces, claim_nonce_key(proof.device_id, proof.nonce_hex), CLAIM_REPLAY_TTL_S
-    )
-    if not fresh:
-        raise ClaimReplay("this claim proof has been used already")
-    child = await own_child(session, parent, body.child_id)
-    return device_out(await bind_device(session, parent, child, proof.device_id, AuditAction.CLAIM))
+        await ensure_not_revoked(revocations, proof.device_id)
+        fresh = await spend_nonce(
+            nonces, claim_nonce_key(proof.device_id, proof.nonce_hex), CLAIM_REPLAY_TTL_S
+        )
+        if not fresh:
+            raise ClaimReplay("this claim proof has been used already")
+        child = await own_child(session, parent, body.child_id)
+        device = await bind_device(session, parent, child, proof.device_id, AuditAction.CLAIM)
+    except ApiError as error:
+        if error.status in _AUDITED_CLAIM_REFUSALS:
+            session.add(
+                audit_device(
+                    parent_id, AuditAction.CLAIM_FAILED, _named_device(body), reason=error.code
+                )
+            )
+            await session.commit()
+        raise
+    return device_out(device)
+
+
+_AUDITED_CLAIM_REFUSALS: Final = frozenset({HTTPStatus.FORBIDDEN, HTTPStatus.CONFLICT})
+
+
+def _named_device(body: ClaimBody) -> str | None:
+    """The device id the proof names, for the audit; None when it is not a device id."""
+    try:
+        return validate_device_id(body.device_id)
+    except ProtocolError:
+        return None
 
 
 @router.post("/code")
@@ -211,6 +238,7 @@ async def pair_with_code(
         ApiError: with the codes listed in this module's docstring.
     """
     await account_limit(str(parent.id))
+    parent_id = parent.id
     child = await own_child(session, parent, body.child_id)
     # Every attempt spends from the budget before the code is looked at, so concurrent
     # requests cannot all slip in under it; a parent typing the right code spends one.
@@ -235,7 +263,7 @@ async def pair_with_code(
         device = await bind_device(session, parent, child, device_id, AuditAction.PAIR_CODE)
     except ApiError as error:
         session.add(
-            audit_device(parent, AuditAction.PAIR_CODE_FAILED, device_id, reason=error.code)
+            audit_device(parent_id, AuditAction.PAIR_CODE_FAILED, device_id, reason=error.code)
         )
         await session.commit()
         raise

@@ -4,6 +4,10 @@ A toy's ``hello`` may reach one replica and its next utterance another, and its 
 reach a replica other than the one speaking; both facts therefore live in Redis (in memory in
 the embedded mode, which runs one hub). Keys: ``<prefix>play:<device>`` (the playback format,
 kept a day after the last hello) and ``<prefix>abort:<device>:<utterance hex>`` (a minute).
+
+An abort mark for "whatever the toy was playing" stops the turns that started before it, so
+the mark and a turn's start are compared on one clock: Redis's (``TIME``), never a replica's,
+so a replica whose clock runs behind cannot miss an abort, nor one ahead abort a new turn.
 """
 
 from __future__ import annotations
@@ -21,6 +25,16 @@ from hub.protocol.conversation import Playback
 PLAYBACK_TTL_S: Final = 24 * 3600
 ABORT_TTL_S: Final = 60
 ANY_UTTERANCE: Final = b"\x00" * 8
+# KEYS[1] the mark; ARGV: the utterance to keep (hex, or empty), its lifetime in seconds.
+# The mark is stamped with Redis's clock, the one every replica's turns start on.
+_MARK_ABORT: Final = """
+local clock = redis.call('TIME')
+local keep = ARGV[1]
+if keep == '' then keep = cjson.null end
+local mark = cjson.encode({at = tonumber(clock[1]) + tonumber(clock[2]) / 1000000, keep = keep})
+redis.call('SET', KEYS[1], mark, 'EX', ARGV[2])
+return 1
+"""
 
 
 class DeviceStates(Protocol):
@@ -42,7 +56,12 @@ class DeviceStates(Protocol):
         ...
 
     async def is_aborted(self, device_id: str, utterance: bytes, since: float) -> bool:
-        """True when ``utterance``, or anything of the device after ``since``, was aborted."""
+        """True when ``utterance``, or anything of the device after ``since`` (a time from
+        :meth:`now`), was aborted."""
+        ...
+
+    async def now(self) -> float:
+        """Seconds on the clock abort marks are written with (shared by every replica)."""
         ...
 
     async def close(self) -> None:
@@ -82,6 +101,10 @@ class MemoryDeviceStates:
         mark = self._aborts.get((device_id, ANY_UTTERANCE))
         return mark is not None and mark[0] >= since and mark[1] != utterance
 
+    async def now(self) -> float:
+        """This process's clock: the embedded mode runs one hub."""
+        return time.time()
+
     async def close(self) -> None:
         """Nothing to release."""
 
@@ -92,6 +115,7 @@ class RedisDeviceStates:
     def __init__(self, client: aioredis.Redis, key_prefix: str = "teddy:") -> None:
         self._redis = client
         self._prefix = key_prefix
+        self._mark = client.register_script(_MARK_ABORT)
 
     @classmethod
     def from_url(cls, url: str, key_prefix: str = "teddy:") -> RedisDeviceStates:
@@ -124,9 +148,8 @@ class RedisDeviceStates:
         """See :class:`DeviceStates`; a store that does not answer loses the mark (the replica
         holding the turn has cancelled it already when it is this one)."""
         key = self._abort_key(device_id, utterance or ANY_UTTERANCE)
-        value = json.dumps({"at": time.time(), "keep": None if keep is None else keep.hex()})
         with contextlib.suppress(RedisError, OSError):
-            await self._redis.set(key, value, ex=ABORT_TTL_S)
+            await self._mark(keys=[key], args=["" if keep is None else keep.hex(), ABORT_TTL_S])
 
     async def is_aborted(self, device_id: str, utterance: bytes, since: float) -> bool:
         """See :class:`DeviceStates`; a store that does not answer counts as no abort."""
@@ -142,6 +165,15 @@ class RedisDeviceStates:
             return False
         mark = json.loads(any_at)
         return float(mark["at"]) >= since and mark["keep"] != utterance.hex()
+
+    async def now(self) -> float:
+        """Redis's clock; this replica's when Redis does not answer (abort marks cannot be
+        read then either, see :meth:`is_aborted`)."""
+        try:
+            seconds, micros = await self._redis.time()
+        except (RedisError, OSError):
+            return time.time()
+        return seconds + micros / 1_000_000
 
     async def close(self) -> None:
         """Close the client."""

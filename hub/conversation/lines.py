@@ -24,6 +24,7 @@ _ENGLISH: Final[dict[str, str]] = {
     "apology": "Oops, my ears got muddled. Can you say that again?",
     "utterance_timeout": "Oops, I only heard a little bit of that. Can you say it again?",
     "too_long": "That was a lot of words! Can you tell me again, a little bit shorter?",
+    "too_many_utterances": "One thing at a time, please! Let's start again.",
     "session_limit": (
         "That was lots of fun! Let's have a little break now. You can talk to me again later."
     ),
@@ -82,6 +83,7 @@ _GERMAN: Final[dict[str, str]] = {
     "apology": "Hoppla, meine Ohren haben sich verheddert. Kannst du das nochmal sagen?",
     "utterance_timeout": "Hoppla, ich habe nur ein bisschen gehört. Sagst du es nochmal?",
     "too_long": "Das waren viele Wörter! Kannst du es mir etwas kürzer sagen?",
+    "too_many_utterances": "Eins nach dem anderen, bitte! Fangen wir nochmal an.",
     "session_limit": (
         "Das hat Spaß gemacht! Jetzt machen wir eine kleine Pause. Du kannst später wieder "
         "mit mir reden."

@@ -241,12 +241,13 @@ class Conversations:
         reason = reason or name
         child = await self._store.child_for_device(device_id)
         language = child.language if child is not None else "en"
+        since = await self._states.now()
         speaker = Speaker(
             self._downlinks,
             device_id,
             utterance,
             await self._states.playback(device_id),
-            lambda: self._states.is_aborted(device_id, utterance, time.time()),
+            lambda: self._states.is_aborted(device_id, utterance, since),
         )
         try:
             await self._downlinks.send(
@@ -275,7 +276,7 @@ class Conversations:
         return layer
 
     async def _run(self, device_id: str, utterance: Utterance, ended_at: float) -> TurnOutcome:
-        started = time.time()
+        started = await self._states.now()  # the clock abort marks are stamped with
         playback = await self._states.playback(device_id)
         speaker = Speaker(
             self._downlinks,

@@ -13,7 +13,11 @@ hears one spoken error, not one per replica).
 Keys (Redis): ``<prefix>utt:<device>:<utterance hex>`` is a hash (``c:<seq>`` → audio data,
 ``#codec``, ``#n`` chunks announced, ``#c`` chunks held, ``#ms`` audio milliseconds, ``#t``
 last activity in ms); ``...:done`` marks a claimed utterance for a minute so that late or
-redelivered chunks of it are ignored.
+redelivered chunks of it are ignored. A typed ``text`` claims the same marker
+(:meth:`UtteranceStore.claim`), so a resent or redelivered one is answered once.
+
+One clock decides idleness: Redis's own (``TIME``, read inside the scripts), never a
+replica's, so replicas whose clocks differ agree on when an utterance went quiet.
 """
 
 from __future__ import annotations
@@ -76,6 +80,11 @@ class UtteranceStore(Protocol):
 
     async def expire(self, device_id: str, utterance: bytes) -> bool:
         """Claim an unfinished utterance for a timeout; True for the one caller that did."""
+        ...
+
+    async def claim(self, device_id: str, utterance: bytes) -> bool:
+        """Claim an utterance that arrives whole (typed text); True for the one caller that
+        did, False for a resent or redelivered one."""
         ...
 
     async def close(self) -> None:
@@ -167,10 +176,16 @@ class MemoryUtteranceStore:
     async def expire(self, device_id: str, utterance: bytes) -> bool:
         """See :class:`UtteranceStore`."""
         key = (device_id, utterance)
+        now = self._clock_ms()
+        self._sweep(now, DONE_TTL_MS)
         if key in self._done:
             return False
-        self._claim(key, self._clock_ms())
+        self._claim(key, now)
         return True
+
+    async def claim(self, device_id: str, utterance: bytes) -> bool:
+        """See :class:`UtteranceStore`."""
+        return await self.expire(device_id, utterance)
 
     def held(self) -> int:
         """Utterances holding audio now (tests: none may be left after a turn)."""
@@ -181,10 +196,17 @@ class MemoryUtteranceStore:
         self._records.clear()
 
 
-# KEYS[1] record hash, KEYS[2] done marker. ARGV: now_ms, ttl_ms, done_ttl_ms, then per script.
-_ADD_CHUNK = """
+# KEYS[1] record hash, KEYS[2] done marker. ARGV: (unused), ttl_ms, done_ttl_ms, then per
+# script. "now" is Redis's clock, the one every replica shares.
+_NOW_MS = """
+local clock = redis.call('TIME')
+local now = string.format('%d', tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000))
+"""
+_ADD_CHUNK = (
+    _NOW_MS
+    + """
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'done'} end
-local now, ttl, done_ttl = ARGV[1], ARGV[2], ARGV[3]
+local ttl, done_ttl = ARGV[2], ARGV[3]
 local field, data, codec = ARGV[4], ARGV[5], ARGV[8]
 local ms, max_ms = tonumber(ARGV[6]), tonumber(ARGV[7])
 redis.call('HSETNX', KEYS[1], '#codec', codec)
@@ -216,9 +238,12 @@ if n and tonumber(redis.call('HGET', KEYS[1], '#c')) >= tonumber(n) then
 end
 return {'pending'}
 """
-_FINISH = """
+)
+_FINISH = (
+    _NOW_MS
+    + """
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'done'} end
-local now, ttl, done_ttl, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local ttl, done_ttl, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], '#n', n, '#t', now)
 redis.call('PEXPIRE', KEYS[1], ttl)
 if tonumber(redis.call('HGET', KEYS[1], '#c') or '0') >= n then
@@ -232,6 +257,15 @@ if tonumber(redis.call('HGET', KEYS[1], '#c') or '0') >= n then
 end
 return {'pending'}
 """
+)
+_IDLE = (
+    _NOW_MS
+    + """
+local touched = redis.call('HGET', KEYS[1], '#t')
+if not touched then return false end
+return now - tonumber(touched)
+"""
+)
 _EXPIRE = """
 if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
   redis.call('DEL', KEYS[1])
@@ -250,6 +284,7 @@ class RedisUtteranceStore:
         self._add = client.register_script(_ADD_CHUNK)
         self._finish = client.register_script(_FINISH)
         self._expire = client.register_script(_EXPIRE)
+        self._idle = client.register_script(_IDLE)
 
     @classmethod
     def from_url(cls, url: str, key_prefix: str = "teddy:") -> RedisUtteranceStore:
@@ -291,7 +326,7 @@ class RedisUtteranceStore:
             self._add,
             self._keys(device_id, chunk.utterance),
             [
-                _now_ms(),
+                0,  # now: Redis's clock, read by the script
                 ttl_ms,
                 DONE_TTL_MS,
                 f"c:{chunk.seq}",
@@ -311,21 +346,22 @@ class RedisUtteranceStore:
         reply = await self._run(
             self._finish,
             self._keys(device_id, utterance),
-            [_now_ms(), ttl_ms, DONE_TTL_MS, chunks],
+            [0, ttl_ms, DONE_TTL_MS, chunks],
         )
         return self._progress(reply)
 
     async def idle_ms(self, device_id: str, utterance: bytes) -> int | None:
-        """See :class:`UtteranceStore`."""
-        try:
-            touched = await self._redis.hget(self._keys(device_id, utterance)[0], "#t")
-        except (RedisError, OSError) as error:
-            raise UtteranceStoreUnavailable(f"utterance store: {error}") from error
-        return None if touched is None else _now_ms() - int(touched)
+        """See :class:`UtteranceStore` (measured on Redis's clock)."""
+        idle = await self._run(self._idle, self._keys(device_id, utterance), [])
+        return None if idle is None else int(idle)
 
     async def expire(self, device_id: str, utterance: bytes) -> bool:
         """See :class:`UtteranceStore`."""
         return bool(await self._run(self._expire, self._keys(device_id, utterance), [DONE_TTL_MS]))
+
+    async def claim(self, device_id: str, utterance: bytes) -> bool:
+        """See :class:`UtteranceStore`."""
+        return await self.expire(device_id, utterance)
 
     async def close(self) -> None:
         """Close the client."""

@@ -108,6 +108,7 @@ class AuditAction(StrEnum):
     migration."""
 
     CLAIM = "claim"
+    CLAIM_FAILED = "claim_failed"
     PAIR_CODE = "pair_code"
     PAIR_CODE_FAILED = "pair_code_failed"
     UNPAIR = "unpair"

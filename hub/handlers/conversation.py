@@ -7,7 +7,12 @@ while the reply is still being spoken. A payload that breaks the rules gets an `
 downlink with its reason, one log line and a count; nothing else happens.
 
 Each replica watches the utterances it has seen for the timeout; whichever replica claims an
-unfinished utterance first speaks the one "I only heard a little bit" line.
+unfinished utterance first speaks the one "I only heard a little bit" line. A replica follows
+at most ``TEDDY_MAX_OPEN_UTTERANCES_PER_DEVICE`` unfinished utterances of one toy and
+``TEDDY_MAX_OPEN_UTTERANCES`` in all: a chunk or ``listen_start`` of one more is refused
+(``too_many_utterances``: an ``error``, a count, one log line, and the toy is told once at a
+time), and nothing of it is stored. A typed ``text`` is claimed in the shared store before its
+turn starts, so one resent or redelivered to any replica is answered once.
 """
 
 from __future__ import annotations
@@ -79,6 +84,9 @@ class ConversationHandlers:
         self._timeout_s = settings.utterance_timeout_s
         self._ttl_ms = int((settings.max_utterance_s + settings.utterance_timeout_s) * 1000) + 5000
         self._watched: dict[tuple[str, bytes], asyncio.Task[None]] = {}
+        self._open_per_device: dict[str, int] = {}
+        self._telling: set[str] = set()  # toys being told about a refused utterance now
+        self._refusals: set[asyncio.Task[None]] = set()
 
     def register(self, dispatcher: Dispatcher) -> None:
         """Take every conversation kind."""
@@ -126,11 +134,14 @@ class ConversationHandlers:
         """The child pressed the button: whatever the toy was saying stops (barge-in)."""
         start = parse_listen_start(inbound.frame.payload)
         await self._conversations.abort(inbound.device_id, None, keep=start.utterance)
-        self._watch(inbound.device_id, start.utterance)
+        if self._admit(inbound.device_id, start.utterance):
+            self._watch(inbound.device_id, start.utterance)
 
     async def audio(self, inbound: Inbound) -> None:
         """One chunk into the shared record; the chunk that completes it starts the turn."""
         chunk = parse_audio(inbound.frame.payload)
+        if not self._admit(inbound.device_id, chunk.utterance):
+            return
         progress = await self._utterances.add_chunk(
             inbound.device_id,
             chunk,
@@ -152,6 +163,8 @@ class ConversationHandlers:
                     inbound.device_id, end.utterance, "apology", reason="not_heard"
                 )
             return
+        if not self._admit(inbound.device_id, end.utterance):
+            return
         progress = await self._utterances.finish(
             inbound.device_id, end.utterance, end.chunks, ttl_ms=self._ttl_ms
         )
@@ -162,6 +175,9 @@ class ConversationHandlers:
     async def text(self, inbound: Inbound) -> None:
         """Typed input: a turn without speech to text."""
         typed = parse_text(inbound.frame.payload)
+        if not await self._utterances.claim(inbound.device_id, typed.utterance):
+            log.info("text_already_answered", device_id=inbound.device_id)
+            return
         self._conversations.start(
             inbound.device_id, Utterance(typed.utterance, text=typed.text), time.perf_counter()
         )
@@ -184,16 +200,63 @@ class ConversationHandlers:
             self._metrics.conversation_rejections.labels(reason="too_long").inc()
             await self._say(device_id, utterance, "too_long")
 
+    def _admit(self, device_id: str, utterance: bytes) -> bool:
+        """True when this utterance is followed already or there is room to follow it;
+        otherwise the refusal is counted, logged and told to the toy (once at a time)."""
+        if (device_id, utterance) in self._watched:
+            return True
+        open_here = self._open_per_device.get(device_id, 0)
+        if (
+            open_here < self._settings.max_open_utterances_per_device
+            and len(self._watched) < self._settings.max_open_utterances
+        ):
+            return True
+        self._metrics.conversation_rejections.labels(reason="too_many_utterances").inc()
+        log.warning(
+            "utterance_refused",
+            device_id=device_id,
+            reason="too_many_utterances",
+            open_for_device=open_here,
+            open_in_all=len(self._watched),
+        )
+        if device_id not in self._telling:  # a flood costs one spoken line at a time
+            self._telling.add(device_id)
+            task = asyncio.create_task(self._tell_refused(device_id, utterance))
+            self._refusals.add(task)
+            task.add_done_callback(self._refusals.discard)
+        return False
+
+    async def _tell_refused(self, device_id: str, utterance: bytes) -> None:
+        try:
+            await self._say(device_id, utterance, "too_many_utterances")
+        finally:
+            self._telling.discard(device_id)
+
     def _watch(self, device_id: str, utterance: bytes) -> None:
         key = (device_id, utterance)
         if key not in self._watched:
             task = asyncio.create_task(self._expire_when_idle(device_id, utterance))
             self._watched[key] = task
-            task.add_done_callback(lambda _: self._watched.pop(key, None))
+            self._open_per_device[device_id] = self._open_per_device.get(device_id, 0) + 1
+            self._metrics.open_utterances.set(len(self._watched))
+            task.add_done_callback(lambda _: self._forget(key))
+
+    def _forget(self, key: tuple[str, bytes]) -> None:
+        if self._watched.pop(key, None) is None:
+            return
+        self._metrics.open_utterances.set(len(self._watched))
+        device_id = key[0]
+        left = self._open_per_device.get(device_id, 1) - 1
+        if left > 0:
+            self._open_per_device[device_id] = left
+        else:
+            self._open_per_device.pop(device_id, None)
 
     def _unwatch(self, device_id: str, utterance: bytes) -> None:
-        task = self._watched.pop((device_id, utterance), None)
+        key = (device_id, utterance)
+        task = self._watched.get(key)
         if task is not None:
+            self._forget(key)
             task.cancel()
 
     async def _expire_when_idle(self, device_id: str, utterance: bytes) -> None:
@@ -221,7 +284,7 @@ class ConversationHandlers:
 
     async def close(self) -> None:
         """Stop watching utterances."""
-        tasks = list(self._watched.values())
+        tasks = [*self._watched.values(), *self._refusals]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

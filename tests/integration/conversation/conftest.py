@@ -105,6 +105,28 @@ def start_hub(talk_settings: Settings, hubs: HubRunner) -> StartHub:
     return start
 
 
+StartReplicas = Callable[[int], Awaitable[list[Hub]]]
+
+
+@pytest.fixture
+def start_replicas(start_hub: StartHub, redis_url: str, redis_prefix: str) -> StartReplicas:
+    """Start hub replicas on one shared subscription, sharing the test's Redis prefix."""
+
+    async def start(count: int) -> list[Hub]:
+        group = f"talk-{uuid.uuid4().hex[:8]}"
+        shared = {
+            "hub_share_group": group,
+            "redis_url": redis_url,
+            "redis_key_prefix": redis_prefix,
+        }
+        return [
+            await start_hub(**shared, hub_client_id=f"svc:hub-{uuid.uuid4().hex[:12]}")
+            for _ in range(count)
+        ]
+
+    return start
+
+
 OpenTalker = Callable[..., Awaitable[Talker]]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import uuid
 
 import pytest
 import redis.asyncio as aioredis
@@ -16,7 +15,7 @@ from hub.protocol.kinds import Kind
 from hub.toy.talk import audio_chunks
 from hub.voice.audio import resample
 from hub.voice.offline import PiperTextToSpeech
-from tests.integration.conversation.conftest import OpenTalker, Pair, StartHub
+from tests.integration.conversation.conftest import OpenTalker, Pair, StartReplicas
 from tests.integration.harness import dispatched
 from tests.timing import EVENT_TIMEOUT_S
 
@@ -25,18 +24,12 @@ pytestmark = pytest.mark.integration
 
 async def test_two_replicas_answer_a_split_utterance_once(
     pair: Pair,
-    start_hub: StartHub,
+    start_replicas: StartReplicas,
     talker: OpenTalker,
-    redis_url: str,
     redis_prefix: str,
     redis_client: aioredis.Redis,
 ) -> None:
-    group = f"talk-{uuid.uuid4().hex[:8]}"
-    shared = {"hub_share_group": group, "redis_url": redis_url, "redis_key_prefix": redis_prefix}
-    replicas = [
-        await start_hub(**shared, hub_client_id=f"svc:hub-{uuid.uuid4().hex[:12]}")
-        for _ in range(2)
-    ]
+    replicas = await start_replicas(2)
     talk = await talker()
     await pair(talk.toy.device_id)
     piper = PiperTextToSpeech()

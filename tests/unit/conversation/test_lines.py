@@ -15,6 +15,7 @@ def test_the_spec_lines_exist() -> None:
         "apology",
         "utterance_timeout",
         "too_long",
+        "too_many_utterances",
         "session_limit",
         "daily_limit",
     } | {f"redirect_{category.value}" for category in SafetyCategory}
