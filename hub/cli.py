@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from hub.errors import TeddyError
 from hub.logs import configure_logging
 from hub.protocol.keys import derive_connect_key, derive_device_key
+from hub.protocol.kinds import Kind
 from hub.protocol.topics import validate_device_id
 from hub.runtime import follow_parent, run_until_signal
 from hub.settings import Settings, describe_settings_error, load_settings
@@ -290,7 +291,7 @@ def toy_ping(
 @toy_app.command("pair")
 def toy_pair(
     device_id: Annotated[str, typer.Option(help="The simulated toy's device id.")] = "toy-0001",
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the code.")] = 5.0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the code.")] = 30.0,
 ) -> None:
     """Ask the hub for a pairing code and print it, as the toy would speak it.
 
@@ -303,20 +304,38 @@ def toy_pair(
 @toy_app.command("listen")
 def toy_listen(
     device_id: Annotated[str, typer.Option(help="The simulated toy's device id.")] = "toy-0001",
-    seconds: Annotated[float, typer.Option(help="How long to listen.")] = 30.0,
+    seconds: Annotated[float, typer.Option(help="How long to listen at most.")] = 30.0,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Stop at the first verified downlink of this kind (e.g. unpaired)."),
+    ] = None,
 ) -> None:
-    """Print every verified downlink the toy receives (``unpaired`` after an unpairing)."""
+    """Print every verified downlink the toy receives (``unpaired`` after an unpairing).
 
-    async def listen(toy: SimulatedToy) -> int:
+    Prints "<device> is listening" once subscribed, so a script can wait for that line
+    instead of guessing how long logging in takes. With ``--until``, exits 0 at that kind
+    and 1 when ``--seconds`` pass without it.
+    """
+    if until is not None and until not in {kind.topic_name for kind in Kind}:
+        typer.echo(f"teddyhub: --until: no message kind is called {until!r}", err=True)
+        raise typer.Exit(2)
+
+    async def listen(toy: SimulatedToy) -> tuple[int, bool]:
+        typer.echo(f"{device_id} is listening")
         count = 0
         async for frame in toy.listen(seconds):
             count += 1
             payload = frame.payload.decode("utf-8", errors="replace") if frame.payload else ""
             typer.echo(f"{device_id} received {frame.kind.topic_name} {payload}".rstrip())
-        return count
+            if frame.kind.topic_name == until:
+                return count, True
+        return count, False
 
-    received = _with_toy(device_id, listen)
-    typer.echo(f"{device_id}: {received} verified downlink(s) in {seconds:g} s")
+    received, seen = _with_toy(device_id, listen)
+    typer.echo(f"{device_id}: {received} verified downlink(s)")
+    if until is not None and not seen:
+        typer.echo(f"teddyhub: no {until} within {seconds:g} s", err=True)
+        raise typer.Exit(1)
 
 
 @toy_app.command("say")

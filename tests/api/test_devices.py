@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from api.app import create_app
+from api.toy_link import NOTIFY_TIMEOUT_S
 from hub.db.models import AuditAction, AuditEntry
 from hub.mqtt import BrokerAddress, open_client
 from hub.protocol.keys import derive_device_key
@@ -23,6 +24,7 @@ from hub.settings import Settings
 from tests.api.conftest import CHEAP_HASHER, serve
 from tests.api.parents import Account, add_child, assert_problem, device_row, pair, register
 from tests.services import free_port
+from tests.timing import EVENT_TIMEOUT_S
 
 DEVICES = "/api/v1/devices"
 DEVICE = "toy-0007"
@@ -94,7 +96,10 @@ async def test_unpair_unbinds_even_when_the_broker_is_away(
         await pair(app, client, ada, child_id, DEVICE)
         started = time.monotonic()
         response = await client.delete(f"{DEVICES}/{DEVICE}", headers=ada.headers)
-        assert time.monotonic() - started < 5
+        # The notice gives up within NOTIFY_TIMEOUT_S (here at once: nothing listens on the
+        # port); the rest is database work, which a busy machine may stretch to seconds. A
+        # request that waited for the broker to come back would never end.
+        assert time.monotonic() - started < NOTIFY_TIMEOUT_S + EVENT_TIMEOUT_S
         assert response.status_code == 200, response.text
         assert response.json() == {"device_id": DEVICE, "toy_notified": False}
         row = await device_row(app, DEVICE)
@@ -116,7 +121,9 @@ async def test_unpair_sends_the_toy_a_signed_notice(
     key = derive_device_key(settings.fleet_secret(), DEVICE)
     async with (
         serve(app) as client,
-        open_client(mosquitto, identifier=f"{DEVICE}-{time.time_ns()}") as toy,
+        open_client(
+            mosquitto, identifier=f"{DEVICE}-{time.time_ns()}", timeout=EVENT_TIMEOUT_S
+        ) as toy,
     ):
         await toy.subscribe(downlink_filter(settings.topic_root, DEVICE), qos=1)
         ada = await register(client, "ada@example.com")
@@ -124,7 +131,7 @@ async def test_unpair_sends_the_toy_a_signed_notice(
         await pair(app, client, ada, child_id, DEVICE)
         response = await client.delete(f"{DEVICES}/{DEVICE}", headers=ada.headers)
         assert response.json() == {"device_id": DEVICE, "toy_notified": True}
-        message = await asyncio.wait_for(_next(toy), 5.0)
+        message = await asyncio.wait_for(_next(toy), EVENT_TIMEOUT_S)
     frame = verify_frame(
         message.topic.value,
         message.payload,

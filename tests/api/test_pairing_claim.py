@@ -29,10 +29,13 @@ from tests.api.conftest import CHEAP_HASHER, serve
 from tests.api.parents import Account, add_child, assert_problem, register
 from tests.api.parents import device_row as stored_device
 from tests.conftest import TEST_FLEET_SECRET
+from tests.timing import EVENT_TIMEOUT_S
 
 CLAIM = "/api/v1/pair/claim"
 DEVICE = "toy-0001"
 ROOT = Path(__file__).resolve().parents[2]
+# A Python start and one command: under a second here, far below this on any machine.
+CLI_TIMEOUT_S = 5 * EVENT_TIMEOUT_S
 
 
 @pytest.fixture
@@ -112,7 +115,7 @@ def run_claim_proof_cli(
         env=environment,
         cwd=ROOT,
         check=False,
-        timeout=60,
+        timeout=CLI_TIMEOUT_S,
     )
 
 

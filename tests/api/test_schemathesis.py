@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
+import pytest
 import schemathesis
 import uvicorn
 from fastapi import FastAPI
@@ -50,6 +51,7 @@ from api.app import create_app
 from hub.settings import Settings
 from tests.api.conftest import CHEAP_HASHER
 from tests.api.parents import add_child, make_admin, register
+from tests.timing import EVENT_TIMEOUT_S
 
 UNLIMITED = "100000/minute"  # no 429 may stand in for the answer that would have come
 CHECKS = [
@@ -64,6 +66,9 @@ ADMIN_EXAMPLES = 300  # stateless calls as the admin, over the admin routes
 STATEFUL_SCENARIOS = 60
 STATEFUL_STEPS = 8
 SEED = 20250101  # a fixed seed: `make test` replays the same requests every run
+# The budgets are counts, not seconds: a stack takes some 30 s on a busy laptop and ten times
+# that on a slow runner, so pytest-timeout's default (pyproject) is raised for it, with margin.
+FUZZ_TEST_TIMEOUT_S = 15 * EVENT_TIMEOUT_S
 
 
 class _Server(uvicorn.Server):
@@ -133,7 +138,8 @@ def _settings(max_examples: int, **changes: Any) -> hypothesis_settings:
 
 def _load(raw_schema: dict[str, Any], base_url: str, headers: dict[str, str]) -> Any:
     schema = schemathesis.openapi.from_dict(raw_schema)
-    schema.config.update(base_url=base_url, headers=headers)
+    # Schemathesis gives up on a response after 10 s by default: a slow machine, not the app.
+    schema.config.update(base_url=base_url, headers=headers, request_timeout=EVENT_TIMEOUT_S)
     return schema
 
 
@@ -239,12 +245,13 @@ def fuzz(
     return tally
 
 
+@pytest.mark.timeout(FUZZ_TEST_TIMEOUT_S)
 async def test_no_server_error(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(rate_limit=UNLIMITED, pair_code_guess_limit=UNLIMITED)
     app = create_app(settings)
     app.state.password_hasher = CHEAP_HASHER
     async with served(app) as base_url:
-        async with httpx.AsyncClient(base_url=base_url) as client:
+        async with httpx.AsyncClient(base_url=base_url, timeout=EVENT_TIMEOUT_S) as client:
             parent = await register(client, "fuzz-parent@example.com")
             child_id = await add_child(client, parent)
             admin = await register(client, "fuzz-admin@example.com")

@@ -2,6 +2,12 @@
 
 Every blocking call runs in a worker thread or a subprocess, so the broker under test, a task
 of the same event loop, keeps serving while a test waits.
+
+Every wait for something that is going to happen (a CONNACK, a SUBACK, a PUBACK, a message, a
+disconnection) returns the moment it happens and gives up only after
+:data:`tests.timing.EVENT_TIMEOUT_S`, a limit no slow machine comes near. Only "nothing
+arrives" waits a short fixed time (:data:`QUIET_S`): a slow machine can make such a check miss
+a late message, never fail it falsely.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +30,24 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from tests.broker.brokers import BrokerUnderTest
+from tests.timing import EVENT_TIMEOUT_S
 
-CONNACK_TIMEOUT_S = 5.0
 QUIET_S = 0.7  # how long "receives nothing" waits
+_POLL_S = 0.02
+
+
+async def wait_until(
+    predicate: Callable[[], bool], what: str, timeout_s: float = EVENT_TIMEOUT_S
+) -> None:
+    """Return once ``predicate()`` holds; fail naming ``what`` after ``timeout_s``.
+
+    For states a broker reaches with no event a client could wait on (connections it closes).
+    """
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        await asyncio.sleep(_POLL_S)
 
 
 class _ClosingSSLSocket(ssl.SSLSocket):
@@ -115,7 +136,8 @@ class PahoClient:
         """Connect and wait for the CONNACK; True when the broker accepted the login.
 
         False for a refused login, and for a connection that closed (or failed its TLS
-        handshake) without any CONNACK.
+        handshake) without any CONNACK. ``TimeoutError`` when the broker did neither: silence
+        is not a refusal.
         """
         try:
             await asyncio.to_thread(
@@ -126,14 +148,14 @@ class PahoClient:
             return False
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + CONNACK_TIMEOUT_S
+        deadline = time.monotonic() + EVENT_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.connack_event.is_set():
                 return self.connack is not None and not self.connack.is_failure
             if self.disconnected.is_set():
                 return False
-            await asyncio.sleep(0.02)
-        return False
+            await asyncio.sleep(_POLL_S)
+        raise TimeoutError(f"neither a CONNACK nor a disconnection in {EVENT_TIMEOUT_S:g} s")
 
     async def connected(self) -> PahoClient:
         """Connect, asserting the login is accepted."""
@@ -145,7 +167,7 @@ class PahoClient:
         result, mid = self.client.subscribe(topic_filter, qos)
         assert result == paho.MQTT_ERR_SUCCESS
         assert mid is not None
-        deadline = time.monotonic() + CONNACK_TIMEOUT_S
+        deadline = time.monotonic() + EVENT_TIMEOUT_S
         while time.monotonic() < deadline:
             with self._suback_event:
                 codes = self._subacks.get(mid)
@@ -153,7 +175,7 @@ class PahoClient:
                 return int(codes[0].value)
             if self.disconnected.is_set():
                 return 0x80
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(_POLL_S)
         raise TimeoutError(f"no SUBACK for {topic_filter}")
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
@@ -161,13 +183,24 @@ class PahoClient:
         info = self.client.publish(topic, payload, qos)
         if qos == 0:
             return
-        deadline = time.monotonic() + CONNACK_TIMEOUT_S
-        while not info.is_published() and time.monotonic() < deadline:
+        deadline = time.monotonic() + EVENT_TIMEOUT_S
+        while True:
             if self.disconnected.is_set():
                 return
-            await asyncio.sleep(0.02)
+            try:
+                if info.is_published():
+                    return
+            except RuntimeError:
+                # paho marks the message lost as it notices the end of the connection, which
+                # may be just before ``disconnected`` is set: the same outcome.
+                if info.rc == paho.MQTT_ERR_CONN_LOST:
+                    return
+                raise
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no PUBACK for {topic} in {EVENT_TIMEOUT_S:g} s")
+            await asyncio.sleep(_POLL_S)
 
-    async def receive(self, timeout_s: float = 5.0) -> paho.MQTTMessage:
+    async def receive(self, timeout_s: float = EVENT_TIMEOUT_S) -> paho.MQTTMessage:
         """The next message; ``TimeoutError`` if none comes."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -176,9 +209,9 @@ class PahoClient:
             except queue.Empty:
                 if time.monotonic() > deadline:
                     raise TimeoutError("no message") from None
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(_POLL_S)
 
-    async def receive_on(self, topic: str, timeout_s: float = 5.0) -> paho.MQTTMessage:
+    async def receive_on(self, topic: str, timeout_s: float = EVENT_TIMEOUT_S) -> paho.MQTTMessage:
         """The next message on ``topic``, skipping others."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -194,13 +227,13 @@ class PahoClient:
             got.append(self.messages.get_nowait())
         return got
 
-    async def wait_disconnected(self, timeout_s: float) -> bool:
+    async def wait_disconnected(self, timeout_s: float = EVENT_TIMEOUT_S) -> bool:
         """True once the connection is gone, False if it lasted ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.disconnected.is_set():
                 return True
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(_POLL_S)
         return self.disconnected.is_set()
 
     @property
@@ -212,10 +245,16 @@ class PahoClient:
         """Disconnect cleanly (if still connected) and stop the network thread."""
         if self._thread is not None and not self.disconnected.is_set():
             self.client.disconnect()
-            await asyncio.sleep(0.05)
+            # paho reports the end once the DISCONNECT is written and the socket closed.
+            await self.wait_disconnected()
         self._stop.set()
         if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 2.0)
+            await asyncio.to_thread(self._thread.join, EVENT_TIMEOUT_S)
+        if self._thread is None or not self._thread.is_alive():
+            # paho's loop() opens a TCP socket pair of its own and closes it only when the
+            # client is collected: whenever the garbage collector happens to run, in some
+            # later test, the unclosed sockets would fail that test.
+            self.client._reset_sockets()  # paho has no public way to close it
 
 
 class Clients:
@@ -302,7 +341,7 @@ def cli_login(
     return args
 
 
-async def run_cli(*args: str, timeout_s: float = 10.0) -> CliResult:
+async def run_cli(*args: str, timeout_s: float = EVENT_TIMEOUT_S) -> CliResult:
     """Run a mosquitto client to its end."""
     process = await asyncio.create_subprocess_exec(
         *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -368,6 +407,17 @@ def connect_packet(
     variable = _encode_string("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
     body = variable + payload
     return b"\x10" + _remaining_length(len(body)) + body
+
+
+async def close_stream(writer: asyncio.StreamWriter) -> None:
+    """Close a raw connection and wait until its socket is closed.
+
+    ``close()`` alone only starts closing (a TLS transport sends its close_notify first): the
+    test's event loop could end before the socket is released, however fast the machine.
+    """
+    writer.close()
+    with contextlib.suppress(ConnectionError, ssl.SSLError):
+        await asyncio.wait_for(writer.wait_closed(), EVENT_TIMEOUT_S)
 
 
 async def closed_within(reader: asyncio.StreamReader, timeout_s: float) -> bool:

@@ -29,12 +29,15 @@ from hub.protocol.keys import derive_connect_root
 from tests.broker.brokers import HOST, START_TIMEOUT_S, BrokerUnderTest
 from tests.conftest import TEST_FLEET_SECRET
 from tests.services import free_port
+from tests.timing import EVENT_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO / "broker" / "mosquitto"
 PLUGIN = PLUGIN_DIR / "build" / "teddy_auth.so"
 MOSQUITTO = Path("/usr/sbin/mosquitto")
-# The plugin looks at the revocation file at most every 2 s (on logins and on Mosquitto's tick).
+# The plugin looks at the revocation file at most every 2 s (REVOCATION_CHECK_MS in
+# teddy_auth_plugin.c), on logins and on Mosquitto's tick: once that long has passed since a
+# change, every login sees it (see BrokerUnderTest.revoke).
 MOSQUITTO_REVOCATION_DELAY_S = 2.5
 # Exit status of the Makefile's header check: the headers are missing, not the code broken.
 MISSING_HEADERS_STATUS = 2
@@ -222,7 +225,7 @@ async def mosquitto_broker(tmp_path: Path, **overrides: Any) -> AsyncIterator[Br
         if process.returncode is None:
             process.terminate()
             try:
-                await asyncio.wait_for(process.wait(), timeout=10)
+                await asyncio.wait_for(process.wait(), timeout=EVENT_TIMEOUT_S)
             except TimeoutError:
                 process.kill()
                 await process.wait()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 
 import pytest
 
@@ -15,8 +16,8 @@ from tests.broker.clients import (
     cli_login,
     mosquitto_clients_available,
     paho_clients,
-    run_cli,
 )
+from tests.timing import EVENT_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 SUBACK_FAILURE = 0x80
@@ -101,11 +102,16 @@ async def test_toy_reads_its_own_downlinks(broker: BrokerUnderTest, clients: Cli
     assert (message.topic, message.payload) == (broker.downlink("toy-a", "reply_text"), b"hello a")
 
 
+STDBUF = shutil.which("stdbuf")
+
+
 @pytest.mark.skipif(not mosquitto_clients_available(), reason="mosquitto_sub is not installed")
+@pytest.mark.skipif(STDBUF is None, reason="stdbuf (coreutils) is not installed")
 async def test_mosquitto_sub_as_a_toy_gets_nothing_of_others(
     broker: BrokerUnderTest, clients: Clients
 ) -> None:
     """mosquitto_sub as toy A on every filter it can name: only A's own downlink arrives."""
+    assert STDBUF is not None
     hub = await clients.hub()
     toy_b = await clients.toy("toy-b")
     assert await toy_b.subscribe(broker.downlinks("toy-b")) == 1
@@ -118,21 +124,38 @@ async def test_mosquitto_sub_as_a_toy_gets_nothing_of_others(
         broker.downlinks("toy-a"),  # its own: keeps mosquitto_sub listening
     ]
     topics = [argument for topic in filters for argument in ("-t", topic)]
-    subscriber = asyncio.create_task(
-        run_cli("mosquitto_sub", *login, "-d", "-v", "-q", "1", "-C", "1", "-W", "8", *topics)
+    # -d prints "received SUBACK"; stdbuf makes it print each line as it happens.
+    subscriber = await asyncio.create_subprocess_exec(
+        *(STDBUF, "-oL", "mosquitto_sub", *login, "-d", "-v", "-q", "1", "-C", "1"),
+        *("-W", str(int(EVENT_TIMEOUT_S)), *topics),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    for index in range(8):
-        await asyncio.sleep(0.2)
-        await _hub_sends(hub, broker.downlink("toy-b"), f"for b {index}".encode())
-    await _hub_sends(hub, broker.downlink("toy-a"), b"for a")
-    result = await subscriber
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert "received CONNACK (0)" in result.stdout, output
-    published = [line for line in result.stdout.splitlines() if "received PUBLISH" in line]
+    assert subscriber.stdout is not None and subscriber.stderr is not None
+    try:
+        async with asyncio.timeout(2 * EVENT_TIMEOUT_S):  # -W ends it first
+            try:
+                before_suback = await subscriber.stdout.readuntil(b"received SUBACK\n")
+            except asyncio.IncompleteReadError as ended:  # it never subscribed: see below why
+                before_suback = ended.partial
+            else:
+                # Subscribed to everything: every downlink below is one it could get.
+                for index in range(8):
+                    await _hub_sends(hub, broker.downlink("toy-b"), f"for b {index}".encode())
+                await _hub_sends(hub, broker.downlink("toy-a"), b"for a")
+            rest, stderr = await subscriber.communicate()
+    finally:
+        if subscriber.returncode is None:
+            subscriber.kill()
+            await subscriber.wait()
+    stdout = (before_suback + rest).decode(errors="replace")
+    output = stdout + stderr.decode(errors="replace")
+    assert subscriber.returncode == 0, output
+    assert "received CONNACK (0)" in stdout, output
+    published = [line for line in stdout.splitlines() if "received PUBLISH" in line]
     assert len(published) == 1, output
     assert broker.downlink("toy-a") in published[0], output
-    assert "for b" not in result.stdout, output
+    assert "for b" not in stdout, output
     assert len([await toy_b.receive() for _ in range(8)]) == 8
 
 
@@ -154,7 +177,7 @@ async def test_two_hubs_on_a_shared_subscription_split_the_uplinks(
     for payload in sent:
         await toy.publish(broker.uplink("toy-a"), payload)
     received: list[list[bytes]] = [[], []]
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(EVENT_TIMEOUT_S):
         while sum(map(len, received)) < len(sent):
             for index, replica in enumerate(replicas):
                 try:

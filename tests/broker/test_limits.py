@@ -24,7 +24,7 @@ async def test_oversized_publish_drops_only_that_client(
     assert await toy_a.subscribe(broker.downlinks("toy-a")) == 1
     big = await clients.toy("toy-big")
     await big.publish(broker.uplink("toy-big", "audio"), b"\0" * 65_536)
-    assert await big.wait_disconnected(5.0), "the client over the packet limit is dropped"
+    assert await big.wait_disconnected(), "the client over the packet limit is dropped"
     assert hub.is_connected
     assert toy_a.is_connected
     await hub.publish(broker.downlink("toy-a"), b"still here")
@@ -104,5 +104,6 @@ async def test_a_revoked_toy_already_connected_is_disconnected(
     revoked = await clients.toy("toy-gone")
     other = await clients.toy("toy-stays")
     await broker.revoke("toy-gone")
-    assert await revoked.wait_disconnected(6.0), "the revoked toy was cut off"
+    # The broker's sweep of open connections runs on its own schedule after the refresh.
+    assert await revoked.wait_disconnected(), "the revoked toy was cut off"
     assert other.is_connected

@@ -17,6 +17,7 @@ from tests.broker.clients import (
     paho_clients,
 )
 from tests.services import free_port
+from tests.timing import EVENT_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 needs_cli = pytest.mark.skipif(
@@ -91,7 +92,9 @@ async def test_production_serves_no_plain_listener(tmp_path: Path) -> None:
         async with paho_clients(production) as clients:
             assert (await clients.toy("toy-a")).is_connected
             with pytest.raises(ConnectionRefusedError):
-                socket.create_connection((production.host, plain_port), timeout=1).close()
+                socket.create_connection(
+                    (production.host, plain_port), timeout=EVENT_TIMEOUT_S
+                ).close()
 
 
 def _bad_login(broker: BrokerUnderTest, case: str) -> tuple[str, str | None, str | None]:

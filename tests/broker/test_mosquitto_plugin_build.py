@@ -20,6 +20,7 @@ import pytest
 
 from tests.broker.brokers import BrokerUnderTest
 from tests.broker.mosquitto_broker import build_plugin, mosquitto_broker
+from tests.timing import EVENT_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,7 @@ async def mqtt_client(
         username=username,
         password=password,
         tls_params=aiomqtt.TLSParameters(ca_certs=str(broker.ca_file)),
-        timeout=5,
+        timeout=EVENT_TIMEOUT_S,
     )
     async with client:
         yield client
@@ -146,14 +147,14 @@ async def test_topic_rules_shared_subscription_and_revocation(tmp_path: Path) ->
             await toy.publish(broker.uplink("toy-1", "pong"), b"wrong direction", qos=1)
             await toy.publish(broker.uplink("toy-2"), b"someone else", qos=1)
             await toy.publish(broker.uplink("toy-1"), b"ping", qos=1)
-            hub_message = await asyncio.wait_for(anext(hub.messages.__aiter__()), 5)
+            hub_message = await asyncio.wait_for(anext(hub.messages.__aiter__()), EVENT_TIMEOUT_S)
             assert (str(hub_message.topic), hub_message.payload) == (
                 broker.uplink("toy-1"),
                 b"ping",
             )
 
             await hub.publish(broker.downlink("toy-1"), b"pong", qos=1)
-            toy_message = await asyncio.wait_for(anext(toy.messages.__aiter__()), 5)
+            toy_message = await asyncio.wait_for(anext(toy.messages.__aiter__()), EVENT_TIMEOUT_S)
             assert (str(toy_message.topic), toy_message.payload) == (
                 broker.downlink("toy-1"),
                 b"pong",
@@ -164,9 +165,9 @@ async def test_topic_rules_shared_subscription_and_revocation(tmp_path: Path) ->
                 broker, "toy-9", "toy-9", broker.device_password("toy-9")
             ) as doomed:
                 await broker.revoke("toy-9")
-                # The plugin closes a newly revoked toy's connection on the next tick.
+                # The plugin closes a newly revoked toy's connection on a later tick.
                 with pytest.raises(aiomqtt.MqttError):
-                    await asyncio.wait_for(anext(doomed.messages.__aiter__()), 5)
+                    await asyncio.wait_for(anext(doomed.messages.__aiter__()), EVENT_TIMEOUT_S)
         assert await refusal(broker, "toy-9", "toy-9", broker.device_password("toy-9")) == (
             NOT_AUTHORIZED
         )

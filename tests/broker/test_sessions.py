@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from tests.broker.brokers import BrokerUnderTest
-from tests.broker.clients import Clients
+from tests.broker.clients import Clients, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ async def test_second_valid_login_takes_over(
     first = await clients.toy("toy-a", clean_session=clean_session)
     assert await first.subscribe(broker.downlinks("toy-a")) == 1
     second = await clients.toy("toy-a", clean_session=clean_session)
-    assert await first.wait_disconnected(5.0), "the replaced connection must be closed"
+    assert await first.wait_disconnected(), "the replaced connection must be closed"
     if clean_session:
         assert await second.subscribe(broker.downlinks("toy-a")) == 1
     # else: the persistent session, and so its subscription, passes to the new connection.
@@ -72,7 +72,12 @@ async def test_simultaneous_logins_leave_one_live_connection(
     ]
     accepted = await asyncio.gather(*(racer.connect() for racer in racers))
     assert any(accepted)  # a racer replaced before its CONNACK arrived may see none at all
-    await asyncio.sleep(1.0)  # let every take-over finish before counting survivors
+    # Every CONNECT has been answered (or its connection closed); the broker closes the
+    # connections it replaced as it takes each over. Two may be alive only until it has.
+    await wait_until(
+        lambda: sum(racer.is_connected for racer in racers) <= 1,
+        "the take-overs to leave at most one live connection for one device id",
+    )
     alive = [racer for racer in racers if racer.is_connected]
     assert len(alive) <= 1, f"{len(alive)} connections for one device id"
     if broker.name == "embedded":

@@ -18,6 +18,7 @@ from hub.protocol.tokens import make_connect_token
 from tests.broker.brokers import wait_accepting
 from tests.conftest import TEST_FLEET_SECRET
 from tests.services import free_port
+from tests.timing import EVENT_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +53,7 @@ def localised(tmp_path: Path, port: int) -> Path:
 
 
 def login(port: int, ca_file: Path, password: str) -> int:
+    """The CONNACK's code; -1 when the broker closed the connection without one."""
     client = paho.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id="toy-0001",
@@ -62,9 +64,12 @@ def login(port: int, ca_file: Path, password: str) -> int:
     codes: list[int] = []
     client.on_connect = lambda _c, _u, _f, reason, _p: codes.append(reason.value)
     client.connect("127.0.0.1", port)
-    deadline = time.monotonic() + 5
-    while not codes and time.monotonic() < deadline:
-        client.loop(timeout=0.1)
+    deadline = time.monotonic() + EVENT_TIMEOUT_S
+    while not codes:
+        if client.loop(timeout=0.1) != paho.MQTT_ERR_SUCCESS:
+            break  # closed without a CONNACK
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"neither a CONNACK nor a disconnection in {EVENT_TIMEOUT_S:g} s")
     client.disconnect()
     client.loop(timeout=0.1)
     sock = client.socket()

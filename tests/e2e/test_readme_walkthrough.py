@@ -12,9 +12,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.e2e.conftest import TEDDYHUB, UpRun
+import pytest
 
+from tests.e2e.conftest import COMMAND_TIMEOUT_S, E2E_TEST_TIMEOUT_S, TEDDYHUB, UpRun
+
+pytestmark = pytest.mark.timeout(E2E_TEST_TIMEOUT_S)
 BASH = shutil.which("bash") or "/bin/bash"
+# The walkthrough is a dozen commands, each a Python start or an API call: seconds here.
+WALKTHROUGH_TIMEOUT_S = COMMAND_TIMEOUT_S
 README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCK = re.compile(r"<!-- walkthrough -->\n```sh\n(?P<script>.*?)\n```", re.DOTALL)
 
@@ -48,7 +53,7 @@ def test_the_readme_walkthrough_works_when_pasted(up: UpRun) -> None:
         cwd=README.parent,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=WALKTHROUGH_TIMEOUT_S,
         check=False,
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"

@@ -11,25 +11,26 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from hub.voice.audio import wav_to_pcm
-from tests.e2e.conftest import UpRun, running_up
+from tests.e2e.conftest import E2E_TEST_TIMEOUT_S, TOY_TIMEOUT_S, UpRun, running_up
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.timing import EVENT_TIMEOUT_S
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(E2E_TEST_TIMEOUT_S)]
 PASSWORD = "correct horse battery staple"
+TOY_WAITS = ("--timeout", str(TOY_TIMEOUT_S))  # for the hub's answer, on any machine
 
 
 def pair_with_code(up: UpRun, device_id: str) -> None:
     """Register a parent, add a child with consent, pair ``device_id`` with its spoken code."""
     api = up.api_url
     credentials = {"email": "ada@example.com", "password": PASSWORD}
-    assert httpx.post(f"{api}/api/v1/auth/register", json=credentials).status_code == 201
-    token = httpx.post(f"{api}/api/v1/auth/login", json=credentials).json()["access_token"]
+    assert up.http.post(f"{api}/api/v1/auth/register", json=credentials).status_code == 201
+    token = up.http.post(f"{api}/api/v1/auth/login", json=credentials).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
-    child = httpx.post(
+    child = up.http.post(
         f"{api}/api/v1/children",
         headers=headers,
         json={
@@ -42,11 +43,11 @@ def pair_with_code(up: UpRun, device_id: str) -> None:
             },
         },
     ).json()
-    spoken = up.teddyhub("toy", "pair", "--device-id", device_id)
+    spoken = up.teddyhub("toy", "pair", "--device-id", device_id, *TOY_WAITS)
     assert spoken.returncode == 0, spoken.stderr
     match = re.search(r"(\d{3} \d{3})", spoken.stdout)
     assert match is not None, spoken.stdout
-    paired = httpx.post(
+    paired = up.http.post(
         f"{api}/api/v1/pair/code",
         headers=headers,
         json={"code": match.group(1), "child_id": child["id"]},
@@ -57,7 +58,7 @@ def pair_with_code(up: UpRun, device_id: str) -> None:
 def test_toy_say_unpaired_then_paired(up: UpRun, tmp_path: Path) -> None:
     unpaired_wav = tmp_path / "unpaired.wav"
     result = up.teddyhub(
-        "toy", "say", "hello", "--device-id", "toy-0101", "--out", str(unpaired_wav)
+        "toy", "say", "hello", "--device-id", "toy-0101", "--out", str(unpaired_wav), *TOY_WAITS
     )
     assert result.returncode == 0, result.stderr
     assert "ask a grown-up to set me up" in result.stdout
@@ -68,7 +69,10 @@ def test_toy_say_unpaired_then_paired(up: UpRun, tmp_path: Path) -> None:
     pair_with_code(up, "toy-0101")
     reply_wav = tmp_path / "reply.wav"
     result = up.teddyhub(
-        "toy", "say", "what is your name", "--device-id", "toy-0101", "--out", str(reply_wav)
+        "toy",
+        "say",
+        "what is your name",
+        *("--device-id", "toy-0101", "--out", str(reply_wav), *TOY_WAITS),
     )
     assert result.returncode == 0, result.stderr
     assert "toy says: I'm Teddy" in result.stdout
@@ -77,7 +81,9 @@ def test_toy_say_unpaired_then_paired(up: UpRun, tmp_path: Path) -> None:
     pcm, rate = wav_to_pcm(reply_wav.read_bytes())
     assert rate == 16_000 and len(pcm) / (2 * rate) > 1.0
 
-    opus = up.teddyhub("toy", "say", "hello", "--device-id", "toy-0101", "--codec", "opus")
+    opus = up.teddyhub(
+        "toy", "say", "hello", "--device-id", "toy-0101", "--codec", "opus", *TOY_WAITS
+    )
     assert opus.returncode == 0, opus.stderr
     assert "Hello, Mia" in opus.stdout
 
@@ -100,13 +106,13 @@ def fake_openai_in_a_thread() -> Iterator[FakeOpenAIServer]:
 
     thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
     thread.start()
-    assert ready.wait(10), "the fake server did not start"
+    assert ready.wait(EVENT_TIMEOUT_S), "the fake server did not start"
     try:
         yield server
     finally:
         assert loop is not None and stop is not None
         loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
+        thread.join(EVENT_TIMEOUT_S)
 
 
 def test_toy_say_uses_an_openai_compatible_server_when_configured(tmp_path: Path) -> None:
@@ -116,8 +122,8 @@ def test_toy_say_uses_an_openai_compatible_server_when_configured(tmp_path: Path
     ):
         api = up.api_url
         credentials = {"email": "ada@example.com", "password": PASSWORD}
-        assert httpx.post(f"{api}/api/v1/auth/register", json=credentials).status_code == 201
-        token = httpx.post(f"{api}/api/v1/auth/login", json=credentials).json()["access_token"]
+        assert up.http.post(f"{api}/api/v1/auth/register", json=credentials).status_code == 201
+        token = up.http.post(f"{api}/api/v1/auth/login", json=credentials).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         consent = {
             "agreed": True,
@@ -125,21 +131,21 @@ def test_toy_say_uses_an_openai_compatible_server_when_configured(tmp_path: Path
             "notice_version": "2025-01",
             "cloud_ai": True,
         }
-        child = httpx.post(
+        child = up.http.post(
             f"{api}/api/v1/children",
             headers=headers,
             json={"first_name": "Mia", "consent": consent},
         ).json()
-        account = httpx.get(f"{api}/api/v1/auth/me", headers=headers).json()["id"]
+        account = up.http.get(f"{api}/api/v1/auth/me", headers=headers).json()["id"]
         proof = up.teddyhub("toy", "claim-proof", "--account", account, "--device-id", "toy-0202")
-        claimed = httpx.post(
+        claimed = up.http.post(
             f"{api}/api/v1/pair/claim",
             headers=headers,
             json={**json.loads(proof.stdout), "child_id": child["id"]},
         )
         assert claimed.status_code == 200, claimed.text
 
-        result = up.teddyhub("toy", "say", "hello", "--device-id", "toy-0202")
+        result = up.teddyhub("toy", "say", "hello", "--device-id", "toy-0202", *TOY_WAITS)
 
     assert result.returncode == 0, result.stderr
     assert "toy says: Hello from the cloud. Bears love honey." in result.stdout

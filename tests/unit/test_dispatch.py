@@ -12,6 +12,7 @@ from hub.metrics import HubMetrics
 from hub.protocol import Kind, parse_frame
 from hub.protocol.frames import encode_frame
 from hub.protocol.topics import uplink_topic
+from tests.timing import EVENT_TIMEOUT_S
 
 KEY = b"k" * 32
 
@@ -31,7 +32,7 @@ def inbound(device_id: str, kind: Kind = Kind.TEXT, payload: bytes = b"") -> Inb
     return Inbound(topic, parse_frame(data))
 
 
-async def run_until_idle(dispatcher: Dispatcher, timeout_s: float = 5.0) -> None:
+async def run_until_idle(dispatcher: Dispatcher, timeout_s: float = EVENT_TIMEOUT_S) -> None:
     task = asyncio.create_task(dispatcher.run())
     try:
         async with asyncio.timeout(timeout_s):
@@ -153,22 +154,23 @@ async def test_a_handler_raising_cancelled_error_costs_only_its_frame() -> None:
 
 
 async def test_shutdown_during_an_expiring_call_still_stops_the_pool() -> None:
-    started = asyncio.Event()
+    cleaning_up = asyncio.Event()
 
     async def handler(_: Inbound) -> None:
-        started.set()
         try:
             await asyncio.Event().wait()
         finally:
-            await asyncio.sleep(0.3)  # slow clean-up, during which the pool is shut down
+            cleaning_up.set()  # the watchdog has cancelled the call
+            # A clean-up slower than anything else here: the shutdown always lands during it.
+            await asyncio.sleep(EVENT_TIMEOUT_S)
 
     dispatcher = Dispatcher(HubMetrics(), handler_timeout_s=0.1, workers=1)
     dispatcher.register(Kind.TEXT, handler)
     dispatcher.submit(inbound("toy-a"))
     task = asyncio.create_task(dispatcher.run())
-    await started.wait()
-    await asyncio.sleep(0.2)  # the watchdog has cancelled the call; its clean-up is running
+    async with asyncio.timeout(EVENT_TIMEOUT_S):
+        await cleaning_up.wait()
     task.cancel()
-    async with asyncio.timeout(3):
+    async with asyncio.timeout(EVENT_TIMEOUT_S):
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -49,8 +49,10 @@ def test_a_check_takes_well_under_a_millisecond() -> None:
     layer = SafetyLayer()
     texts = [text for text, _ in UNSAFE_INPUTS] + SAFE_INPUTS
     layer.check_input([], "warm up")
-    start = time.perf_counter()
+    # The CPU time of this thread: the check's own cost, not the time a busy machine made it
+    # wait for a core (wall-clock time doubles here under load, and grows without bound).
+    start = time.thread_time()
     for text in texts:
         layer.check_input([], text)
-    per_check = (time.perf_counter() - start) / len(texts)
+    per_check = (time.thread_time() - start) / len(texts)
     assert per_check < 0.005  # generous for slow CI; typical figures are in the report
