@@ -253,14 +253,21 @@ class Conversations:
             await self._downlinks.send(
                 device_id, Kind.ERROR, error_message(utterance, reason, line(name, language))
             )
-            await self._canned(speaker, name, language)
+            # Speech waits its turn on a busy hub; only a stuck voice reaches the cap.
+            async with asyncio.timeout(self._deadline_s):
+                await self._canned(speaker, name, language)
+        except Aborted:
+            reason = "aborted"  # the child pressed the button again
+        except (BrokerUnavailable, ProviderError, TimeoutError) as error:
+            log.warning("canned_line_lost", device_id=device_id, error=type(error).__name__)
+        try:
             await self._downlinks.send(
                 device_id,
                 Kind.REPLY_END,
                 reply_end_message(utterance, chunks=speaker.chunks_sent, reason=reason),
             )
-        except (BrokerUnavailable, Aborted, ProviderError) as error:
-            log.warning("canned_line_lost", device_id=device_id, error=type(error).__name__)
+        except BrokerUnavailable:
+            log.warning("reply_end_lost", device_id=device_id)
 
     async def close(self) -> None:
         """Cancel every running turn."""
@@ -352,10 +359,12 @@ class Conversations:
         await speaker.say(line(name, language), tts, language)
 
     async def _say_safely(self, speaker: Speaker, name: str, language: str) -> None:
-        """A canned line in the offline voice; a failure here is logged, never raised."""
+        """A canned line in the offline voice, within the cap; a failure here is logged,
+        never raised (the ``reply_end`` follows whatever happens)."""
         try:
-            await self._canned(speaker, name, language)
-        except (ProviderError, BrokerUnavailable, ValueError) as error:
+            async with asyncio.timeout(self._deadline_s):
+                await self._canned(speaker, name, language)
+        except (ProviderError, BrokerUnavailable, ValueError, TimeoutError, Aborted) as error:
             log.warning("canned_line_failed", line=name, error=type(error).__name__)
 
     async def _turn(

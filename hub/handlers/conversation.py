@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, cast
 
 import structlog
 
@@ -86,7 +86,7 @@ class ConversationHandlers:
         self._watched: dict[tuple[str, bytes], asyncio.Task[None]] = {}
         self._open_per_device: dict[str, int] = {}
         self._telling: set[str] = set()  # toys being told about a refused utterance now
-        self._refusals: set[asyncio.Task[None]] = set()
+        self._lines: set[asyncio.Task[None]] = set()  # canned lines being spoken
 
     def register(self, dispatcher: Dispatcher) -> None:
         """Take every conversation kind."""
@@ -134,13 +134,12 @@ class ConversationHandlers:
         """The child pressed the button: whatever the toy was saying stops (barge-in)."""
         start = parse_listen_start(inbound.frame.payload)
         await self._conversations.abort(inbound.device_id, None, keep=start.utterance)
-        if self._admit(inbound.device_id, start.utterance):
-            self._watch(inbound.device_id, start.utterance)
+        self._reserve(inbound.device_id, start.utterance)
 
     async def audio(self, inbound: Inbound) -> None:
         """One chunk into the shared record; the chunk that completes it starts the turn."""
         chunk = parse_audio(inbound.frame.payload)
-        if not self._admit(inbound.device_id, chunk.utterance):
+        if not self._reserve(inbound.device_id, chunk.utterance):
             return
         progress = await self._utterances.add_chunk(
             inbound.device_id,
@@ -149,9 +148,7 @@ class ConversationHandlers:
             max_ms=self._max_ms,
             ttl_ms=self._ttl_ms,
         )
-        if progress.outcome is Outcome.PENDING:
-            self._watch(inbound.device_id, chunk.utterance)
-        await self._progress(inbound.device_id, chunk.utterance, progress)
+        self._progress(inbound.device_id, chunk.utterance, progress)
 
     async def listen_end(self, inbound: Inbound) -> None:
         """The child let go: the utterance completes when every chunk is in."""
@@ -159,18 +156,14 @@ class ConversationHandlers:
         if end.chunks == 0:  # a tap on the button: nothing was said
             self._unwatch(inbound.device_id, end.utterance)
             if await self._utterances.expire(inbound.device_id, end.utterance):
-                await self._conversations.say_line(
-                    inbound.device_id, end.utterance, "apology", reason="not_heard"
-                )
+                self._say_later(inbound.device_id, end.utterance, "apology", reason="not_heard")
             return
-        if not self._admit(inbound.device_id, end.utterance):
+        if not self._reserve(inbound.device_id, end.utterance):
             return
         progress = await self._utterances.finish(
             inbound.device_id, end.utterance, end.chunks, ttl_ms=self._ttl_ms
         )
-        if progress.outcome is Outcome.PENDING:
-            self._watch(inbound.device_id, end.utterance)
-        await self._progress(inbound.device_id, end.utterance, progress)
+        self._progress(inbound.device_id, end.utterance, progress)
 
     async def text(self, inbound: Inbound) -> None:
         """Typed input: a turn without speech to text."""
@@ -187,22 +180,24 @@ class ConversationHandlers:
         request = parse_abort(inbound.frame.payload)
         await self._conversations.abort(inbound.device_id, request.utterance)
 
-    async def _progress(self, device_id: str, utterance: bytes, progress: Progress) -> None:
-        if progress.outcome is Outcome.COMPLETE:
+    def _progress(self, device_id: str, utterance: bytes, progress: Progress) -> None:
+        """Act on a write: the reserved watcher stays only while the utterance is pending."""
+        if progress.outcome is not Outcome.PENDING:
             self._unwatch(device_id, utterance)
+        if progress.outcome is Outcome.COMPLETE:
             self._conversations.start(
                 device_id,
                 Utterance(utterance, codec=progress.codec, chunks=progress.chunks),
                 time.perf_counter(),
             )
         elif progress.outcome is Outcome.TOO_LONG:
-            self._unwatch(device_id, utterance)
             self._metrics.conversation_rejections.labels(reason="too_long").inc()
-            await self._say(device_id, utterance, "too_long")
+            self._say_later(device_id, utterance, "too_long")
 
-    def _admit(self, device_id: str, utterance: bytes) -> bool:
-        """True when this utterance is followed already or there is room to follow it;
-        otherwise the refusal is counted, logged and told to the toy (once at a time)."""
+    def _reserve(self, device_id: str, utterance: bytes) -> bool:
+        """Follow this utterance (its place is taken before any await, so concurrent
+        handlers cannot overshoot the caps); False when there is no room: the refusal is
+        counted, and logged and told to the toy once at a time."""
         if (device_id, utterance) in self._watched:
             return True
         open_here = self._open_per_device.get(device_id, 0)
@@ -210,27 +205,31 @@ class ConversationHandlers:
             open_here < self._settings.max_open_utterances_per_device
             and len(self._watched) < self._settings.max_open_utterances
         ):
+            self._watch(device_id, utterance)
             return True
         self._metrics.conversation_rejections.labels(reason="too_many_utterances").inc()
-        log.warning(
-            "utterance_refused",
-            device_id=device_id,
-            reason="too_many_utterances",
-            open_for_device=open_here,
-            open_in_all=len(self._watched),
-        )
-        if device_id not in self._telling:  # a flood costs one spoken line at a time
+        if device_id not in self._telling:  # a flood costs one log line and one spoken line
             self._telling.add(device_id)
-            task = asyncio.create_task(self._tell_refused(device_id, utterance))
-            self._refusals.add(task)
-            task.add_done_callback(self._refusals.discard)
+            log.warning(
+                "utterance_refused",
+                device_id=device_id,
+                reason="too_many_utterances",
+                open_for_device=open_here,
+                open_in_all=len(self._watched),
+            )
+            told = self._say_later(device_id, utterance, "too_many_utterances")
+            told.add_done_callback(lambda _: self._telling.discard(device_id))
         return False
 
-    async def _tell_refused(self, device_id: str, utterance: bytes) -> None:
-        try:
-            await self._say(device_id, utterance, "too_many_utterances")
-        finally:
-            self._telling.discard(device_id)
+    def _say_later(
+        self, device_id: str, utterance: bytes, name: str, *, reason: str | None = None
+    ) -> asyncio.Task[None]:
+        """Speak a canned line in the background: a handler never waits for the voice (a
+        busy hub queues speech), and its toy's other messages are handled meanwhile."""
+        task = asyncio.create_task(self._say(device_id, utterance, name, reason=reason))
+        self._lines.add(task)
+        task.add_done_callback(self._lines.discard)
+        return task
 
     def _watch(self, device_id: str, utterance: bytes) -> None:
         key = (device_id, utterance)
@@ -239,11 +238,13 @@ class ConversationHandlers:
             self._watched[key] = task
             self._open_per_device[device_id] = self._open_per_device.get(device_id, 0) + 1
             self._metrics.open_utterances.set(len(self._watched))
-            task.add_done_callback(lambda _: self._forget(key))
+            task.add_done_callback(lambda done: self._forget(key, done))
 
-    def _forget(self, key: tuple[str, bytes]) -> None:
-        if self._watched.pop(key, None) is None:
+    def _forget(self, key: tuple[str, bytes], task: asyncio.Task[None]) -> None:
+        """Give up the place of ``key``'s watcher ``task`` (not of a newer watcher)."""
+        if self._watched.get(key) is not task:
             return
+        del self._watched[key]
         self._metrics.open_utterances.set(len(self._watched))
         device_id = key[0]
         left = self._open_per_device.get(device_id, 1) - 1
@@ -256,7 +257,7 @@ class ConversationHandlers:
         key = (device_id, utterance)
         task = self._watched.get(key)
         if task is not None:
-            self._forget(key)
+            self._forget(key, task)
             task.cancel()
 
     async def _expire_when_idle(self, device_id: str, utterance: bytes) -> None:
@@ -276,15 +277,21 @@ class ConversationHandlers:
             wait_s = self._timeout_s - idle / 1000
         self._metrics.conversation_rejections.labels(reason="utterance_timeout").inc()
         log.info("utterance_timed_out", device_id=device_id)
+        # The utterance is over: its place is free while the line waits for the voice.
+        current = asyncio.current_task()
+        if current is not None:
+            self._forget((device_id, utterance), cast("asyncio.Task[None]", current))
         await self._say(device_id, utterance, "utterance_timeout")
 
-    async def _say(self, device_id: str, utterance: bytes, name: str) -> None:
+    async def _say(
+        self, device_id: str, utterance: bytes, name: str, *, reason: str | None = None
+    ) -> None:
         """A canned line for an utterance that never became a turn."""
-        await self._conversations.say_line(device_id, utterance, name)
+        await self._conversations.say_line(device_id, utterance, name, reason=reason)
 
     async def close(self) -> None:
         """Stop watching utterances."""
-        tasks = [*self._watched.values(), *self._refusals]
+        tasks = [*self._watched.values(), *self._lines]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

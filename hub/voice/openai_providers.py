@@ -3,7 +3,9 @@
 One :class:`openai.AsyncOpenAI` client serves all four. The SDK retries 408/409/429/5xx,
 connection errors and timeouts itself (``provider_retries`` times, exponential backoff from
 0.5 s, honouring ``Retry-After``/``retry-after-ms``), each attempt bounded by
-``provider_timeout_s``; the conversation pipeline bounds the whole turn with its deadline.
+``provider_timeout_s`` (a streamed reply: to its first token and between tokens; a
+transcription: plus ``stt_timeout_per_audio_s`` per second of audio). The turn has only a cap
+that a stuck turn reaches, so a long reply never fails for its length.
 Whatever still fails is raised as :class:`ProviderError` with a :class:`ProviderFailure` kind.
 
 Nothing here logs what a child said or hears: only the provider, the failure kind, the HTTP

@@ -7,12 +7,13 @@ latency for about three seconds of speech on this machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -27,10 +28,8 @@ from hub.voice.offline import (
     split_sentences,
 )
 from hub.voice.providers import STT_SAMPLE_RATE, ProviderError, ProviderFailure
-from hub.voice.workers import Stage, VoiceWorkers
 from tests.voice.wer import normalise, word_error_rate
 
-T = TypeVar("T")
 GREETING = "Hello, I am your teddy bear. Do you want to hear a story?"
 STORY = (
     "Once upon a time, there was a little fox. "
@@ -39,35 +38,15 @@ STORY = (
 )
 
 
-class RecordingWorkers(VoiceWorkers):
-    """The real workers, noting the thread each job computed on, in order."""
-
-    def __init__(self) -> None:
-        super().__init__(1)
-        self.threads: list[str] = []
-
-    async def run(self, stage: Stage, work: Callable[[], T], *, limit_s: float) -> T:
-        def recorded() -> T:
-            self.threads.append(threading.current_thread().name)
-            return work()
-
-        return await super().run(stage, recorded, limit_s=limit_s)
-
-
 @pytest.fixture(scope="module")
-def workers() -> RecordingWorkers:
-    return RecordingWorkers()
-
-
-@pytest.fixture(scope="module")
-def stt(workers: RecordingWorkers) -> WhisperSpeechToText:
+def stt() -> WhisperSpeechToText:
     """One Whisper for the module; it loads on the first utterance."""
-    return WhisperSpeechToText(workers=workers)
+    return WhisperSpeechToText()
 
 
 @pytest.fixture(scope="module")
-def piper(workers: RecordingWorkers) -> PiperTextToSpeech:
-    return PiperTextToSpeech(workers=workers)
+def piper() -> PiperTextToSpeech:
+    return PiperTextToSpeech()
 
 
 async def collect(chunks: AsyncIterator[bytes]) -> list[bytes]:
@@ -130,27 +109,42 @@ async def test_piper_speaks_and_whisper_hears_it(
     assert wer <= 0.2, heard
 
 
-async def test_piper_streams_sentence_by_sentence(
-    piper: PiperTextToSpeech, workers: RecordingWorkers
-) -> None:
+@contextlib.contextmanager
+def recording_calls(owner: object, method: str) -> Iterator[list[str]]:
+    """Record the thread of every call of ``owner.method`` (a model's heavy call)."""
+    threads: list[str] = []
+    original = getattr(owner, method)
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    setattr(owner, method, recorded)
+    try:
+        yield threads
+    finally:
+        delattr(owner, method)  # the class's own method again
+
+
+async def test_piper_streams_sentence_by_sentence(piper: PiperTextToSpeech) -> None:
     started = time.perf_counter()
     arrivals: list[float] = []
-    jobs_at_arrival: list[int] = []
-    before = len(workers.threads)
-    async for piece in piper.synthesize(STORY, "en"):
-        assert piece
-        arrivals.append(time.perf_counter() - started)
-        jobs_at_arrival.append(len(workers.threads) - before)
+    made_at_arrival: list[int] = []
+    with recording_calls(piper._voice, "phoneme_ids_to_audio") as made:
+        async for piece in piper.synthesize(STORY, "en"):
+            assert piece
+            arrivals.append(time.perf_counter() - started)
+            made_at_arrival.append(len(made))
     total_s = arrivals[-1]
     print(f"\npiper, three sentences: first audio after {arrivals[0]:.3f} s of {total_s:.3f} s")
     assert len(arrivals) == 3
-    # One job phonemises the text, then one job a sentence: each sentence's audio is out
-    # before the next sentence is made (unstreamed, all three would be made first).
-    assert jobs_at_arrival == [2, 3, 4]
+    # Each sentence's audio is out when only that sentence has been made: unstreamed, all
+    # three would have been made before the first arrived.
+    assert made_at_arrival == [1, 2, 3]
 
 
 async def test_synthesis_and_transcription_leave_the_event_loop_free(
-    piper: PiperTextToSpeech, stt: WhisperSpeechToText, workers: RecordingWorkers
+    piper: PiperTextToSpeech, stt: WhisperSpeechToText
 ) -> None:
     utterance = await speak(piper, STORY)  # resampled outside the measured window
     longest_gap = 0.0
@@ -165,21 +159,26 @@ async def test_synthesis_and_transcription_leave_the_event_loop_free(
             longest_gap = max(longest_gap, now - last)
             last = now
 
+    await stt.warm_up()
     ticker = asyncio.create_task(tick())
     await asyncio.sleep(0)
-    before = len(workers.threads)
     started = time.perf_counter()
-    await collect(piper.synthesize(STORY, "en"))
-    await stt.transcribe(utterance, "en")
+    with (
+        recording_calls(piper._voice, "phonemize") as phonemised,
+        recording_calls(piper._voice, "phoneme_ids_to_audio") as spoken,
+        recording_calls(stt._loaded_model(), "transcribe") as transcribed,
+    ):
+        await collect(piper.synthesize(STORY, "en"))
+        await stt.transcribe(utterance, "en")
     busy_s = time.perf_counter() - started
     stop.set()
     await ticker
     print(f"\nevent loop: longest gap {longest_gap:.3f} s in {busy_s:.2f} s of model work")
-    # Every piece of model work (phonemes, three sentences, the transcription) ran on the
-    # voice's worker threads, none on the event loop's: the loop stays free for other toys
-    # however slow the machine makes the models.
-    computed_on = workers.threads[before:]
-    assert len(computed_on) == 6
+    # Every heavy call (phonemes, three sentences, the transcription) ran on the voice's
+    # worker threads, none on the event loop's: the loop stays free for other toys however
+    # slow the machine makes the models.
+    computed_on = [*phonemised, *spoken, *transcribed]
+    assert (len(phonemised), len(spoken), len(transcribed)) == (1, 3, 1)
     assert all(name.startswith("offline-voice") for name in computed_on), computed_on
     assert threading.current_thread().name not in computed_on
 

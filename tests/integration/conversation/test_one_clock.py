@@ -71,7 +71,7 @@ async def test_replicas_agree_how_long_an_utterance_has_been_quiet(
     # The child spoke a moment ago: a replica ahead must not time the utterance out, nor
     # one behind keep it open long after the child stopped.
     assert idle_ms is not None
-    assert 0 <= idle_ms < 4_000
+    assert 0 <= idle_ms < SKEW_S * 1000 / 2
 
 
 async def test_a_chunk_written_by_a_skewed_replica_counts_from_now(
@@ -85,7 +85,7 @@ async def test_a_chunk_written_by_a_skewed_replica_counts_from_now(
 
     idle_ms = await watcher.idle_ms(DEVICE, utterance)
     assert idle_ms is not None
-    assert 0 <= idle_ms < 4_000
+    assert 0 <= idle_ms < SKEW_S * 1000 / 2
 
 
 async def test_an_abort_through_a_replica_behind_in_time_stops_the_running_turn(
@@ -120,4 +120,4 @@ async def test_turns_on_skewed_replicas_read_the_same_clock(
     reference = await right.now()
     with clock_skewed_by(SKEW_S):
         other = await skewed.now()
-    assert abs(other - reference) < 4.0
+    assert abs(other - reference) < SKEW_S / 2

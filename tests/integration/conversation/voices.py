@@ -11,13 +11,17 @@ import asyncio
 import dataclasses
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from hub.conversation.turn import Voice
 from hub.service import Hub
-from hub.voice.providers import SpeechToText, TextToSpeech
+from hub.voice.providers import TextToSpeech
+from hub.voice.workers import Stage
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -52,35 +56,6 @@ class HeldSpeech(_WrappedSpeech):
             yield pcm
 
 
-@dataclass
-class SlowedSpeechToText:
-    """The real speech-to-text, answering ``extra_s`` later, as a slower machine would."""
-
-    inner: SpeechToText
-    extra_s: float
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    async def transcribe(self, pcm16: bytes, language: str) -> str:
-        heard = await self.inner.transcribe(pcm16, language)
-        await asyncio.sleep(self.extra_s)
-        return heard
-
-
-@dataclass
-class SlowedSpeech(_WrappedSpeech):
-    """The real text-to-speech, each sentence ``extra_s`` later, as a slower machine would."""
-
-    extra_s: float = 0.0
-
-    async def synthesize(self, text: str, language: str) -> AsyncIterator[bytes]:
-        await asyncio.sleep(self.extra_s)
-        async for pcm in self.inner.synthesize(text, language):
-            yield pcm
-
-
 def hold_speech(hub: Hub, gate: asyncio.Event, open_sentences: int = 1) -> None:
     """Make ``hub``'s offline voice hold sentences past the first ``open_sentences``."""
     hub.talk.voices.wrap_offline(
@@ -88,17 +63,23 @@ def hold_speech(hub: Hub, gate: asyncio.Event, open_sentences: int = 1) -> None:
     )
 
 
-def slow_voice(hub: Hub, stt_extra_s: float, tts_extra_s: float) -> None:
-    """Make ``hub``'s offline voice as slow as a much slower machine's."""
+def slow_computing(hub: Hub, stt_extra_s: float, tts_extra_s: float) -> None:
+    """Make every job of ``hub``'s offline voice compute longer, inside its worker and so
+    inside its bound, as on a much slower machine: speech to text ``stt_extra_s`` more, each
+    speech job (three a sentence) ``tts_extra_s`` more."""
+    workers = hub.talk.voices.workers
+    run = workers.run
 
-    def slowed(voice: Voice) -> Voice:
-        return dataclasses.replace(
-            voice,
-            stt=SlowedSpeechToText(voice.stt, stt_extra_s),
-            tts=SlowedSpeech(voice.tts, tts_extra_s),
-        )
+    async def slowed(stage: Stage, work: Callable[[], T], *, limit_s: float) -> T:
+        extra_s = stt_extra_s if stage is Stage.STT else tts_extra_s
 
-    hub.talk.voices.wrap_offline(slowed)
+        def slower() -> T:
+            time.sleep(extra_s)  # this worker is busy, as with a slower CPU
+            return work()
+
+        return await run(stage, slower, limit_s=limit_s)
+
+    workers.run = slowed  # type: ignore[method-assign]
 
 
 @contextmanager

@@ -87,10 +87,10 @@ async def test_the_bound_counts_computing_not_waiting(registry: CollectorRegistr
     started, work = blocker(release)
     holding = asyncio.create_task(workers.run(Stage.STT, work, limit_s=EVENT_TIMEOUT_S))
     await asyncio.to_thread(started.wait, EVENT_TIMEOUT_S)
-    # A quick job with a bound far shorter than its wait in the queue.
-    quick = asyncio.create_task(workers.run(Stage.TTS, lambda: "quick", limit_s=0.05))
+    # A quick job whose bound (generous for what it computes) is shorter than its wait.
+    quick = asyncio.create_task(workers.run(Stage.TTS, lambda: "quick", limit_s=2.0))
     await until(lambda: workers.waiting == 1, "the quick job to queue")
-    await asyncio.sleep(0.2)  # it has now waited four times its bound
+    await asyncio.sleep(3.0)  # it has now waited longer than its bound
     release.set()
     assert await holding == "done"
     assert await quick == "quick"
@@ -110,6 +110,21 @@ async def test_a_job_computing_past_its_bound_is_refused_and_counted(
     assert caught.value.failure is ProviderFailure.TIMEOUT
     assert sample(registry, "teddy_hub_offline_voice_timeouts_total", {"stage": "stt"}) == 1
     assert [entry["event"] for entry in logs] == ["offline_voice_timeout"]
+    workers.close()
+
+
+async def test_a_stuck_job_loses_its_worker_not_the_voice(registry: CollectorRegistry) -> None:
+    workers = VoiceWorkers(1, VoiceQueueMetrics(registry))
+    release = threading.Event()
+    _, stuck_work = blocker(release)
+    with pytest.raises(ProviderError):
+        await workers.run(Stage.STT, stuck_work, limit_s=0.05)
+    assert sample(registry, "teddy_hub_offline_voice_stuck") == 1
+    # The one worker is still stuck, yet the next job runs: a new thread took its place.
+    assert await workers.run(Stage.TTS, lambda: "next", limit_s=EVENT_TIMEOUT_S) == "next"
+    release.set()  # the stuck job ends; its thread leaves instead of adding a worker
+    await until(lambda: sample(registry, "teddy_hub_offline_voice_stuck") == 0, "the stuck job")
+    assert await workers.run(Stage.TTS, lambda: 1, limit_s=EVENT_TIMEOUT_S) == 1
     workers.close()
 
 
